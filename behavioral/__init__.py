@@ -7,19 +7,23 @@ from behavioral.errors import (
     InvalidPolicyError,
     InvalidRewardError,
 )
+from behavioral.irl import Demonstration, RecoveredReward, maxent_irl
 from behavioral.tabular import TabularModel, from_seals, occupancy, soft_bellman
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BehavioralError",
+    "Demonstration",
     "InvalidDemonstrationError",
     "InvalidModelError",
     "InvalidPolicyError",
     "InvalidRewardError",
+    "RecoveredReward",
     "TabularModel",
+    "__version__",
     "from_seals",
+    "maxent_irl",
     "occupancy",
     "soft_bellman",
-    "__version__",
 ]

@@ -1,0 +1,601 @@
+"""Maximum-causal-entropy (MaxEnt) IRL with a linear reward, fitted over many levels at once.
+
+The reward is linear in a model's named features, ``r_theta(s, a) = phi(s, a) . theta``,
+shared by every level of a dataset. Following Ziebart (2010, ch. 9-10), we maximise the
+dual of the maximum-causal-entropy problem,
+
+.. math::
+
+    g(\\theta) = \\frac1N \\sum_i \\Big[ \\theta \\cdot \\Phi_i - V^{\\ell_i}_{0,\\theta}(s^i_0) \\Big]
+      - \\frac{\\lambda}{2} \\lVert \\theta \\rVert^2,
+    \\qquad \\Phi_i = \\sum_{t<H} \\gamma^t \\phi(s^i_t, a^i_t),
+
+where ``V`` is the finite-horizon soft value of level ``l_i`` (``behavioral.tabular``). It
+is concave, and its gradient is the difference between the demonstrations' and the
+soft-optimal policy's discounted feature expectations, the latter computed per level from
+the demonstrations' own start states. For ``discount == 1`` and deterministic dynamics,
+``g`` (without the L2 term) is exactly the mean log-likelihood of the demonstrated
+actions. We minimise ``-g`` with L-BFGS (scipy).
+
+Levels are stacked into block-diagonal models (in chunks bounded in memory), so one
+compiled backup and one fused forward pass serve many levels per iteration; no
+(H, S, A) feature array is ever built.
+
+Early-ending episodes: a trajectory shorter than the horizon must end in an absorbing
+state of its model (``behavioral.tabular.absorbing_states``); it is padded by staying
+there (state features count that state; state-action features count a uniform action,
+which is immaterial under the contract that absorbing states have zero features).
+``imitation``'s MCE IRL instead assumes every trajectory lasts the full horizon.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse as sp
+
+from behavioral import _kernels
+from behavioral.errors import InvalidDemonstrationError, InvalidModelError
+from behavioral.tabular import TabularModel, absorbing_states
+
+__all__ = ["Demonstration", "MaxEntObjective", "RecoveredReward", "fit_objective", "maxent_irl"]
+
+FeatureMode = Literal["model", "states", "state_actions"]
+
+#: Upper bound on the float64 entries of one stacked (H, S, A) policy array (≈ 400 MB).
+_CHUNK_BUDGET = 50_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Demonstration:
+    """One demonstrated episode as state indices of its level's tabular model.
+
+    Attributes:
+        states: (n+1,) int state indices ``s_0 .. s_n`` (the last is the state reached
+            after the last action).
+        actions: (n,) int actions.
+        terminal: whether the episode ended in an absorbing state (not by time limit).
+        level: index into the list of models this demonstration was recorded on.
+    """
+
+    states: np.ndarray
+    actions: np.ndarray
+    terminal: bool = False
+    level: int = 0
+
+
+def _to_demo(item: Any, level: int) -> Demonstration:
+    if isinstance(item, Demonstration):
+        return dataclasses.replace(item, level=level)
+    if hasattr(item, "obs") and hasattr(item, "acts"):  # imitation Trajectory
+        states, actions, terminal = item.obs, item.acts, bool(getattr(item, "terminal", False))
+    elif isinstance(item, tuple) and len(item) in (2, 3):
+        states, actions = item[0], item[1]
+        terminal = bool(item[2]) if len(item) == 3 else False
+    else:
+        raise InvalidDemonstrationError(
+            "a demonstration must be an imitation Trajectory of state indices, a "
+            f"Demonstration, or a (states, actions[, terminal]) tuple; got {type(item).__name__}"
+        )
+    states = np.asarray(states)
+    actions = np.asarray(actions)
+    if states.ndim != 1 or actions.ndim != 1:
+        raise InvalidDemonstrationError(
+            "demonstration states and actions must be 1-D arrays of indices (got shapes "
+            f"{states.shape} and {actions.shape}); observations are not state indices -- "
+            "use the dataset's recorded state sequences"
+        )
+    for name, arr in (("states", states), ("actions", actions)):
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            if not (np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
+                raise InvalidDemonstrationError(f"demonstration {name} are not integers")
+    if states.shape[0] != actions.shape[0] + 1:
+        raise InvalidDemonstrationError(
+            f"a demonstration needs len(states) == len(actions) + 1, got {states.shape[0]} "
+            f"states and {actions.shape[0]} actions"
+        )
+    return Demonstration(states.astype(np.int64), actions.astype(np.int64), terminal, level)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class RecoveredReward:
+    """A linear reward recovered by MaxEnt IRL.
+
+    Attributes:
+        feature_names: K names (model feature names, or ``s<i>`` / ``s<i>,a<j>`` for
+            one-hot features).
+        weights: (K,) fitted weights ``theta``.
+        rewards: per level, the recovered reward array, (S,) for state features or
+            (S, A) for state-action features.
+        feature_mode: ``"model"``, ``"states"`` or ``"state_actions"``.
+        iterations: optimiser iterations.
+        converged: whether the optimiser met its tolerance.
+        feature_gap: max absolute difference between demonstrated and fitted feature
+            expectations at the solution (per demonstration).
+        log_likelihood: mean log-likelihood of the demonstrated actions per episode under
+            the fitted soft-optimal policy (real steps only, not padding).
+        objective: final value of the (regularised) dual ``g``.
+        l2: the L2 coefficient used.
+        n_demonstrations: N.
+        wall_time: seconds spent fitting.
+        message: the optimiser's message.
+    """
+
+    feature_names: tuple[str, ...]
+    weights: np.ndarray
+    rewards: tuple[np.ndarray, ...]
+    feature_mode: str
+    iterations: int
+    converged: bool
+    feature_gap: float
+    log_likelihood: float
+    objective: float
+    l2: float
+    n_demonstrations: int
+    wall_time: float
+    message: str = ""
+    method: str = "maxent"
+
+    @property
+    def weights_by_name(self) -> dict[str, float]:
+        """The weights as a ``{feature name: weight}`` dict."""
+        return {n: float(w) for n, w in zip(self.feature_names, self.weights)}
+
+    def reward_for(self, model: TabularModel) -> np.ndarray:
+        """The recovered reward evaluated on another level's model (same features).
+
+        Returns:
+            (S,) or (S, A) reward array for ``model``.
+        """
+        feats = _feature_matrix(model, self.feature_mode, self.feature_names)
+        r = feats @ self.weights
+        if self.feature_mode == "state_actions" or (
+            self.feature_mode == "model" and model.state_action_features
+        ):
+            return r.reshape(model.n_states, model.n_actions)
+        return r
+
+
+def _feature_matrix(model: TabularModel, mode: str, names: Sequence[str] | None = None) -> Any:
+    """Dense (S, K) or (S*A, K) features, or a sparse one-hot matrix for one-hot modes."""
+    S, A = model.n_states, model.n_actions
+    if mode == "model":
+        if model.features is None:
+            raise InvalidModelError("the model has no features; use features='states'")
+        if names is not None and tuple(names) != model.feature_names:
+            raise InvalidModelError(
+                f"feature names differ: {model.feature_names} vs {tuple(names)}"
+            )
+        f = model.features
+        return f.reshape(S * A, -1) if f.ndim == 3 else f
+    if mode == "states":
+        return sp.identity(S, format="csr")
+    return sp.identity(S * A, format="csr")
+
+
+@dataclasses.dataclass
+class _Chunk:
+    """Several levels stacked into one block-diagonal model."""
+
+    levels: list[int]
+    offsets: np.ndarray  # state offset of each level in the stack, (L+1,)
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    feats: np.ndarray  # dense stacked features (mode 0/1) or (0, 0) dummy
+    mode: int  # kernel mode
+    d0: np.ndarray  # (S_total,) empirical start distribution / N
+    n_states: int
+    pi: np.ndarray  # (H, S_total, A) scratch
+    V: np.ndarray  # (H, S_total)
+    reward: np.ndarray  # (S_total, A) or (S_total, 1)
+
+
+class MaxEntObjective:
+    """The negative MaxEnt dual ``-g(theta)`` and its gradient over a set of levels.
+
+    Build once from models and demonstrations; call :meth:`value_and_grad` per iteration.
+    Exposed for benchmarks and for callers that want their own optimiser.
+
+    Args:
+        models: the levels' tabular models (same actions, horizon and discount; the same
+            feature names for ``features="model"``; the same state count for one-hot).
+        demonstrations: :class:`Demonstration` objects (``level`` indexes ``models``).
+        features: ``"model"`` (the models' named features), ``"states"`` (one-hot
+            states: a per-state reward) or ``"state_actions"`` (one-hot pairs).
+        l2: L2 coefficient ``lambda``.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[TabularModel],
+        demonstrations: Sequence[Demonstration],
+        *,
+        features: FeatureMode = "model",
+        l2: float = 0.0,
+    ) -> None:
+        if not models:
+            raise InvalidModelError("maxent_irl needs at least one model")
+        if not demonstrations:
+            raise InvalidDemonstrationError("maxent_irl needs at least one demonstration")
+        if features not in ("model", "states", "state_actions"):
+            raise ValueError(
+                f"features must be 'model', 'states' or 'state_actions', got {features!r}"
+            )
+        if not np.isfinite(l2) or l2 < 0:
+            raise ValueError(f"l2 must be a non-negative number, got {l2!r}")
+        first = models[0]
+        for i, m in enumerate(models):
+            if not isinstance(m, TabularModel):
+                raise InvalidModelError(f"models[{i}] is a {type(m).__name__}, not a TabularModel")
+            if (m.n_actions, m.horizon, m.discount) != (
+                first.n_actions,
+                first.horizon,
+                first.discount,
+            ):
+                raise InvalidModelError(
+                    f"models[{i}] has (A, horizon, discount) = ({m.n_actions}, {m.horizon}, "
+                    f"{m.discount}), models[0] has ({first.n_actions}, {first.horizon}, "
+                    f"{first.discount}): levels must share them"
+                )
+            if features == "model":
+                if m.features is None:
+                    raise InvalidModelError(f"models[{i}] has no features; use features='states'")
+                if m.feature_names != first.feature_names or m.features.ndim != first.features.ndim:
+                    raise InvalidModelError(
+                        f"models[{i}] features {m.feature_names} differ from models[0] "
+                        f"{first.feature_names}: levels must share feature names"
+                    )
+            elif m.n_states != first.n_states:
+                raise InvalidModelError(
+                    "one-hot features need levels with the same number of states "
+                    f"(models[{i}] has {m.n_states}, models[0] has {first.n_states})"
+                )
+        self.models = list(models)
+        self.features = features
+        self.l2 = float(l2)
+        self.horizon = first.horizon
+        self.discount = first.discount
+        self.n_actions = first.n_actions
+        A, H, S0 = self.n_actions, self.horizon, first.n_states
+        if features == "model":
+            self.feature_names = first.feature_names
+            self.state_action = first.state_action_features
+        elif features == "states":
+            self.feature_names = tuple(f"s{s}" for s in range(S0))
+            self.state_action = False
+        else:
+            self.feature_names = tuple(f"s{s},a{a}" for s in range(S0) for a in range(A))
+            self.state_action = True
+        K = len(self.feature_names)
+        self.n_features = K
+
+        # Demonstrated feature expectations and start-state counts.
+        self.demos = [self._checked(d) for d in demonstrations]
+        N = len(self.demos)
+        self.n_demos = N
+        disc = self.discount ** np.arange(H)
+        mu = np.zeros(K)
+        starts: dict[int, np.ndarray] = {}
+        absorbing_cache: dict[int, np.ndarray] = {}
+        for d in self.demos:
+            m = self.models[d.level]
+            n = d.actions.shape[0]
+            if n < H:
+                if d.level not in absorbing_cache:
+                    absorbing_cache[d.level] = absorbing_states(m)
+                if not absorbing_cache[d.level][d.states[-1]]:
+                    raise InvalidDemonstrationError(
+                        f"a demonstration on level {d.level} has {n} < horizon={H} steps but "
+                        f"its last state {int(d.states[-1])} is not absorbing in the model: "
+                        "early-ending episodes must end in an absorbing (terminal) state"
+                    )
+            mu += self._demo_features(m, d, disc)
+            starts.setdefault(d.level, np.zeros(m.n_states))[d.states[0]] += 1.0
+        self.demo_mu = mu / N
+
+        # Stack levels that have demonstrations into memory-bounded chunks.
+        self.chunks: list[_Chunk] = []
+        pending: list[int] = []
+        size = 0
+        for lvl in sorted(starts):
+            cost = self.models[lvl].n_states * A * H
+            if pending and size + cost > _CHUNK_BUDGET:
+                self.chunks.append(self._make_chunk(pending, starts))
+                pending, size = [], 0
+            pending.append(lvl)
+            size += cost
+        if pending:
+            self.chunks.append(self._make_chunk(pending, starts))
+
+    # -- construction helpers ---------------------------------------------------------
+
+    def _checked(self, d: Demonstration) -> Demonstration:
+        if not 0 <= d.level < len(self.models):
+            raise InvalidDemonstrationError(
+                f"demonstration level {d.level} is out of range for {len(self.models)} models"
+            )
+        m = self.models[d.level]
+        n = d.actions.shape[0]
+        if n == 0:
+            raise InvalidDemonstrationError("a demonstration has no actions")
+        if n > m.horizon:
+            raise InvalidDemonstrationError(
+                f"a demonstration has {n} actions, more than the model horizon {m.horizon}"
+            )
+        if d.states.min() < 0 or d.states.max() >= m.n_states:
+            raise InvalidDemonstrationError(
+                f"demonstration state indices must be in [0, {m.n_states}) for level "
+                f"{d.level}, got range [{d.states.min()}, {d.states.max()}]"
+            )
+        if d.actions.min() < 0 or d.actions.max() >= m.n_actions:
+            raise InvalidDemonstrationError(
+                f"demonstration actions must be in [0, {m.n_actions}), got range "
+                f"[{d.actions.min()}, {d.actions.max()}]"
+            )
+        rows = d.states[:-1] * m.n_actions + d.actions
+        probs = np.asarray(m.transitions[rows, d.states[1:]]).ravel()
+        bad = np.flatnonzero(probs <= 0)
+        if bad.size:
+            t = int(bad[0])
+            raise InvalidDemonstrationError(
+                f"demonstration on level {d.level} makes an impossible transition at step {t}: "
+                f"state {d.states[t]} --action {d.actions[t]}--> state {d.states[t + 1]} has "
+                "probability 0 in the model (wrong level or a dataset from another env?)"
+            )
+        return d
+
+    def _demo_features(self, m: TabularModel, d: Demonstration, disc: np.ndarray) -> np.ndarray:
+        """Discounted feature counts of one demonstration, padded to the horizon."""
+        H, A = self.horizon, self.n_actions
+        n = d.actions.shape[0]
+        K = self.n_features
+        out = np.zeros(K)
+        s, a = d.states[:n], d.actions
+        w = disc[:n]
+        pad_w = disc[n:].sum()  # weight of the padded steps in the absorbing state
+        s_end = int(d.states[n]) if n < H else -1
+        if self.features == "states":
+            np.add.at(out, s, w)
+            if pad_w:
+                out[s_end] += pad_w
+        elif self.features == "state_actions":
+            np.add.at(out, s * A + a, w)
+            if pad_w:
+                out[s_end * A : (s_end + 1) * A] += pad_w / A
+        elif self.state_action:
+            f = m.features
+            out += w @ f[s, a]
+            if pad_w:
+                out += pad_w * f[s_end].mean(axis=0)
+        else:
+            f = m.features
+            out += w @ f[s]
+            if pad_w:
+                out += pad_w * f[s_end]
+        return out
+
+    def _make_chunk(self, levels: list[int], starts: Mapping[int, np.ndarray]) -> _Chunk:
+        A, H = self.n_actions, self.horizon
+        models = [self.models[i] for i in levels]
+        sizes = np.array([m.n_states for m in models])
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        S_tot = int(offsets[-1])
+        if len(models) == 1:
+            T = models[0].transitions
+        else:
+            T = sp.block_diag([m.transitions for m in models], format="csr")
+            # block_diag stacks rows level by level: row (o_l + s)*A + a, as required.
+        T = sp.csr_array(T)
+        T.sort_indices()
+        d0 = np.concatenate([starts[i] for i in levels]) / self.n_demos
+        if self.features == "model":
+            feats = np.ascontiguousarray(
+                np.concatenate([_feature_matrix(m, "model") for m in models], axis=0)
+            )
+            mode = 1 if self.state_action else 0
+        else:
+            feats = np.zeros((0, 0))
+            mode = 2 if self.features == "states" else 3
+        cols = A if self.state_action else 1
+        return _Chunk(
+            levels=levels,
+            offsets=offsets,
+            indptr=T.indptr.astype(np.int64),
+            indices=T.indices.astype(np.int64),
+            data=np.ascontiguousarray(T.data, dtype=np.float64),
+            feats=feats,
+            mode=mode,
+            d0=d0,
+            n_states=S_tot,
+            pi=np.empty((H, S_tot, A)),
+            V=np.empty((H, S_tot)),
+            reward=np.empty((S_tot, cols)),
+        )
+
+    # -- evaluation -------------------------------------------------------------------
+
+    def _set_reward(self, c: _Chunk, theta: np.ndarray) -> None:
+        A = self.n_actions
+        if c.mode in (0, 1):
+            r = c.feats @ theta
+            c.reward[...] = r.reshape(c.n_states, -1)
+        elif c.mode == 2:
+            S0 = self.models[c.levels[0]].n_states
+            c.reward[:, 0] = np.tile(theta, c.n_states // S0)
+        else:
+            S0 = self.models[c.levels[0]].n_states
+            c.reward[...] = np.tile(theta.reshape(S0, A), (c.n_states // S0, 1))
+
+    def _backup(self, c: _Chunk, theta: np.ndarray) -> None:
+        self._set_reward(c, theta)
+        no_q = np.empty((self.horizon, 0, self.n_actions))
+        _kernels.soft_backup(
+            c.indptr,
+            c.indices,
+            c.data,
+            c.reward,
+            c.reward.shape[1] > 1,
+            self.discount,
+            c.V,
+            no_q,
+            c.pi,
+        )
+
+    def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """``(-g(theta), -grad g(theta))``: one backup and one forward pass per chunk."""
+        theta = np.ascontiguousarray(theta, dtype=np.float64)
+        value = float(theta @ self.demo_mu)
+        model_mu = np.zeros(self.n_features)
+        scratch = None
+        for c in self.chunks:
+            self._backup(c, theta)
+            value -= float(c.d0 @ c.V[0])
+            if scratch is None or scratch.shape[1] < c.n_states:
+                scratch = np.empty((2, c.n_states))
+            if c.mode in (0, 1):
+                mu = model_mu
+            else:
+                mu = np.zeros(c.n_states * (self.n_actions if c.mode == 3 else 1))
+            _kernels.forward_features(
+                c.indptr,
+                c.indices,
+                c.data,
+                c.pi,
+                c.d0,
+                self.discount,
+                c.feats,
+                c.mode,
+                mu,
+                scratch[:, : c.n_states],
+            )
+            if c.mode in (2, 3):
+                model_mu += mu.reshape(-1, self.n_features).sum(axis=0)
+        value -= 0.5 * self.l2 * float(theta @ theta)
+        grad = self.demo_mu - model_mu - self.l2 * theta
+        self.last_feature_gap = float(np.max(np.abs(self.demo_mu - model_mu)))
+        return -value, -grad
+
+    def log_likelihood(self, theta: np.ndarray) -> float:
+        """Mean over demonstrations of ``sum_t log pi_t(a_t | s_t)`` (real steps only)."""
+        total = 0.0
+        chunk_of = {lvl: (c, i) for c in self.chunks for i, lvl in enumerate(c.levels)}
+        for c in self.chunks:
+            self._backup(c, np.asarray(theta, dtype=np.float64))
+            for d in self.demos:
+                cc, i = chunk_of[d.level]
+                if cc is not c:
+                    continue
+                n = d.actions.shape[0]
+                p = c.pi[np.arange(n), c.offsets[i] + d.states[:n], d.actions]
+                total += float(np.sum(np.log(np.maximum(p, 1e-300))))
+        return total / self.n_demos
+
+    def rewards(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The reward array of every model (not only those with demonstrations)."""
+        out = []
+        for m in self.models:
+            f = _feature_matrix(m, self.features)
+            r = f @ theta
+            out.append(r.reshape(m.n_states, self.n_actions) if self.state_action else r)
+        return tuple(out)
+
+
+def maxent_irl(
+    models: TabularModel | Sequence[TabularModel],
+    demonstrations: Sequence[Any],
+    levels: Sequence[int] | None = None,
+    *,
+    features: FeatureMode = "model",
+    l2: float = 0.0,
+    init: np.ndarray | None = None,
+    max_iter: int = 1000,
+    gtol: float = 1e-8,
+) -> RecoveredReward:
+    """Fit a linear reward to demonstrations by maximum-causal-entropy IRL.
+
+    Args:
+        models: one :class:`TabularModel`, or the list of level models.
+        demonstrations: imitation ``Trajectory`` objects whose ``obs`` are *state indices*
+            of their level's model (length n+1) and ``acts`` the actions (n), or
+            ``(states, actions[, terminal])`` tuples, or :class:`Demonstration` objects.
+        levels: for each demonstration, the index of its model in ``models`` (default:
+            all on level 0).
+        features: ``"model"`` (linear in ``model.features``), ``"states"`` (one-hot:
+            a per-state reward) or ``"state_actions"`` (one-hot state-action reward).
+        l2: L2 regularisation coefficient (makes the optimum unique; useful for one-hot
+            features, where unvisited states otherwise drift to -inf).
+        init: initial weights (K,), default zeros.
+        max_iter: L-BFGS iteration limit.
+        gtol: L-BFGS projected-gradient tolerance.
+
+    Returns:
+        A :class:`RecoveredReward`.
+
+    Raises:
+        InvalidModelError: models that cannot share a reward (actions, horizon, discount
+            or feature names differ).
+        InvalidDemonstrationError: demonstrations that do not fit their models (indices
+            out of range, impossible transitions, too long, or ending early outside an
+            absorbing state).
+    """
+    t0 = time.perf_counter()
+    model_list = [models] if isinstance(models, TabularModel) else list(models)
+    demos_in = list(demonstrations)
+    if levels is None:
+        levels = [0] * len(demos_in)
+    levels = list(levels)
+    if len(levels) != len(demos_in):
+        raise InvalidDemonstrationError(
+            f"{len(levels)} level tags for {len(demos_in)} demonstrations"
+        )
+    demos = [_to_demo(d, int(lvl)) for d, lvl in zip(demos_in, levels)]
+    problem = MaxEntObjective(model_list, demos, features=features, l2=l2)
+    return fit_objective(problem, init=init, max_iter=max_iter, gtol=gtol, t0=t0)
+
+
+def fit_objective(
+    problem: MaxEntObjective,
+    *,
+    init: np.ndarray | None = None,
+    max_iter: int = 1000,
+    gtol: float = 1e-8,
+    t0: float | None = None,
+) -> RecoveredReward:
+    """Minimise a :class:`MaxEntObjective` with L-BFGS and package the result."""
+    t0 = time.perf_counter() if t0 is None else t0
+    K = problem.n_features
+    theta0 = np.zeros(K) if init is None else np.asarray(init, dtype=np.float64)
+    if theta0.shape != (K,) or not np.all(np.isfinite(theta0)):
+        raise ValueError(f"init must be a finite ({K},) array, got shape {theta0.shape}")
+    res = scipy.optimize.minimize(
+        problem.value_and_grad,
+        theta0,
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": max_iter, "gtol": gtol, "ftol": 1e-15, "maxcor": 20},
+    )
+    theta = np.asarray(res.x, dtype=np.float64)
+    value, _ = problem.value_and_grad(theta)
+    gap = problem.last_feature_gap
+    ll = problem.log_likelihood(theta)
+    return RecoveredReward(
+        feature_names=problem.feature_names,
+        weights=theta,
+        rewards=problem.rewards(theta),
+        feature_mode=problem.features,
+        iterations=int(res.nit),
+        converged=bool(res.success),
+        feature_gap=gap,
+        log_likelihood=ll,
+        objective=-float(value),
+        l2=problem.l2,
+        n_demonstrations=problem.n_demos,
+        wall_time=time.perf_counter() - t0,
+        message=str(res.message),
+    )
