@@ -481,20 +481,26 @@ class MaxEntObjective:
         self.last_feature_gap = float(np.max(np.abs(self.demo_mu - model_mu)))
         return -value, -grad
 
+    def episode_log_likelihoods(self, theta: np.ndarray) -> np.ndarray:
+        """``sum_t log pi_t(a_t | s_t)`` of each demonstration (real steps only), (N,)."""
+        out = np.empty(self.n_demos)
+        by_level: dict[int, list[int]] = {}
+        for i, d in enumerate(self.demos):
+            by_level.setdefault(d.level, []).append(i)
+        theta = np.asarray(theta, dtype=np.float64)
+        for c in self.chunks:
+            self._backup(c, theta)
+            for j, lvl in enumerate(c.levels):
+                for i in by_level.get(lvl, ()):
+                    d = self.demos[i]
+                    n = d.actions.shape[0]
+                    p = c.pi[np.arange(n), c.offsets[j] + d.states[:n], d.actions]
+                    out[i] = float(np.sum(np.log(np.maximum(p, 1e-300))))
+        return out
+
     def log_likelihood(self, theta: np.ndarray) -> float:
         """Mean over demonstrations of ``sum_t log pi_t(a_t | s_t)`` (real steps only)."""
-        total = 0.0
-        chunk_of = {lvl: (c, i) for c in self.chunks for i, lvl in enumerate(c.levels)}
-        for c in self.chunks:
-            self._backup(c, np.asarray(theta, dtype=np.float64))
-            for d in self.demos:
-                cc, i = chunk_of[d.level]
-                if cc is not c:
-                    continue
-                n = d.actions.shape[0]
-                p = c.pi[np.arange(n), c.offsets[i] + d.states[:n], d.actions]
-                total += float(np.sum(np.log(np.maximum(p, 1e-300))))
-        return total / self.n_demos
+        return float(self.episode_log_likelihoods(theta).mean())
 
     def rewards(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
         """The reward array of every model (not only those with demonstrations)."""
@@ -566,8 +572,12 @@ def fit_objective(
     max_iter: int = 1000,
     gtol: float = 1e-8,
     t0: float | None = None,
+    bounds: Sequence[tuple[float | None, float | None]] | None = None,
 ) -> RecoveredReward:
-    """Minimise a :class:`MaxEntObjective` with L-BFGS and package the result."""
+    """Minimise a :class:`MaxEntObjective` with L-BFGS(-B) and package the result.
+
+    ``bounds`` optionally constrains each weight (scipy's ``(low, high)`` pairs).
+    """
     t0 = time.perf_counter() if t0 is None else t0
     K = problem.n_features
     theta0 = np.zeros(K) if init is None else np.asarray(init, dtype=np.float64)
@@ -578,6 +588,7 @@ def fit_objective(
         theta0,
         jac=True,
         method="L-BFGS-B",
+        bounds=bounds,
         options={"maxiter": max_iter, "gtol": gtol, "ftol": 1e-15, "maxcor": 20},
     )
     theta = np.asarray(res.x, dtype=np.float64)
