@@ -26,3 +26,12 @@ class InvalidPolicyError(BehavioralError, ValueError):
 
 class InvalidDemonstrationError(BehavioralError, ValueError):
     """Demonstrations do not fit the model they are paired with."""
+
+
+class InvalidDistributionError(BehavioralError, ValueError):
+    """A probability distribution is malformed or does not fit the rewards or dynamics.
+
+    Raised for EPIC coverage distributions over transitions (s, a, s') and for the
+    canonicalisation distributions over states and actions: wrong shape, negative or
+    non-finite entries, not summing to 1, or mass on transitions the dynamics forbid.
+    """
