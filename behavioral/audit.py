@@ -1,0 +1,602 @@
+"""The audit: which objective explains a policy's behaviour -- the base objective, a named
+proxy, none of them, or can the data not tell?
+
+Given demonstrations of the audited behaviour on one or more levels (their tabular
+models), :func:`audit_demonstrations`:
+
+1. recovers the behavioural objective by MaxEnt IRL over the levels' features
+   (``behavioral.irl``);
+2. fits, for each candidate objective (the base objective and every proxy), the
+   inverse temperature ``beta >= 0`` that maximises the likelihood of the demonstrated
+   actions under the candidate's soft-optimal policy, and records each episode's
+   log-likelihood (``beta = 0`` is the uniformly random policy, the null model);
+3. computes the EPIC distance (``behavioral.compare``) between the recovered reward and
+   each candidate on the data's coverage (the transitions the demonstrations visit), and
+   between the base objective and each proxy on that coverage;
+4. bootstraps over episodes for confidence intervals and decides *relatively*:
+
+   - **unexplained** -- no candidate explains the behaviour significantly better than a
+     uniformly random policy (likelihood-ratio test), or the best candidate explains less
+     than ``min_explained`` of what the recovered reward explains;
+   - **proxy** -- some proxy explains the behaviour better than the base objective, with
+     the bootstrap confidence interval of the per-episode log-likelihood difference
+     excluding a tie (``.proxy`` names the best such proxy);
+   - **aligned** -- the base objective explains it better than every proxy, each
+     interval excluding a tie;
+   - **indistinguishable** -- otherwise: the base objective and some proxy coincide on
+     the data's coverage (EPIC distance 0, e.g. every level of RedDoors' ``train`` split,
+     where the exit is the red door), or their difference is within the noise.
+
+The pure core works on tabular models and state-index demonstrations; :func:`audit`
+adds rolling out a policy (or loading a dataset) in a gym env.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+
+from behavioral import compare
+from behavioral.errors import (
+    InvalidDemonstrationError,
+    InvalidModelError,
+    InvalidRewardError,
+    UnknownObjectiveError,
+)
+from behavioral.irl.maxent import (
+    Demonstration,
+    MaxEntObjective,
+    RecoveredReward,
+    _to_demo,
+    fit_objective,
+    maxent_irl,
+)
+from behavioral.tabular import TabularModel, check_reward
+
+__all__ = [
+    "VERDICTS",
+    "Audit",
+    "audit_demonstrations",
+    "candidate_rewards",
+]
+
+VERDICTS = ("aligned", "proxy", "indistinguishable", "unexplained")
+
+#: EPIC distance below which two objectives are taken to coincide on a coverage.
+COINCIDE_TOL = 1e-6
+#: Largest inverse temperature fitted, relative to the candidate's reward scale.
+_BETA_MAX = 1e3
+
+ObjectiveSpec = np.ndarray | Callable[[TabularModel], np.ndarray]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def candidate_rewards(
+    models: Sequence[TabularModel],
+    objectives: Mapping[str, ObjectiveSpec] | None,
+) -> dict[str, list[np.ndarray]]:
+    """Each candidate objective as one reward array per level.
+
+    Args:
+        models: the levels.
+        objectives: name -> an (S,) / (S, A) array used on every level, or a function
+            ``model -> array``. None: the objectives the models declare (every level
+            must declare the same names).
+
+    Raises:
+        UnknownObjectiveError: no objectives given and the models declare none, or the
+            levels declare different names.
+        InvalidRewardError: an array of the wrong shape or with non-finite entries.
+    """
+    if objectives is None:
+        names = tuple(models[0].objectives)
+        if not names:
+            raise UnknownObjectiveError(
+                "the env declares no objectives: pass objectives={name: reward array} and base="
+            )
+        for i, m in enumerate(models):
+            if tuple(m.objectives) != names:
+                raise UnknownObjectiveError(
+                    f"level {i} declares objectives {tuple(m.objectives)}, level 0 {names}"
+                )
+        return {n: [np.asarray(m.objectives[n], dtype=np.float64) for m in models] for n in names}
+    out: dict[str, list[np.ndarray]] = {}
+    for name, spec in objectives.items():
+        arrays = []
+        for i, m in enumerate(models):
+            value = spec(m) if callable(spec) else spec
+            try:
+                arrays.append(
+                    check_reward(value, m.n_states, m.n_actions, what=f"objective {name!r}")
+                )
+            except InvalidRewardError as err:
+                raise InvalidRewardError(f"{err} (level {i})") from None
+        out[str(name)] = arrays
+    return out
+
+
+def _with_single_feature(model: TabularModel, reward: np.ndarray) -> TabularModel:
+    feats = reward[..., None]
+    return model.replace(features=feats, feature_names=("objective",), objectives={}, base=None)
+
+
+@dataclasses.dataclass(frozen=True)
+class _CandidateFit:
+    name: str
+    role: str
+    beta: float
+    episode_ll: np.ndarray  # (N,)
+
+
+def _fit_candidate(
+    name: str,
+    role: str,
+    models: Sequence[TabularModel],
+    demos: Sequence[Demonstration],
+    rewards: Sequence[np.ndarray],
+) -> _CandidateFit:
+    """Fit beta >= 0 for one candidate by maximum (causal) likelihood."""
+    scale = max(float(np.max(np.abs(r))) for r in rewards)
+    if scale == 0.0:  # a constant-zero objective: the uniform policy
+        problem = MaxEntObjective(
+            [_with_single_feature(m, r) for m, r in zip(models, rewards)], demos
+        )
+        return _CandidateFit(name, role, 0.0, problem.episode_log_likelihoods(np.zeros(1)))
+    one_feature = [_with_single_feature(m, r / scale) for m, r in zip(models, rewards)]
+    problem = MaxEntObjective(one_feature, demos)
+    res = fit_objective(problem, bounds=[(0.0, _BETA_MAX)], gtol=1e-10, max_iter=200)
+    theta = res.weights
+    return _CandidateFit(
+        name, role, float(theta[0]) / scale, problem.episode_log_likelihoods(theta)
+    )
+
+
+def _stack_reward(rewards: Sequence[np.ndarray], n_actions: int) -> np.ndarray:
+    return np.concatenate(
+        [r if r.ndim == 2 else np.repeat(r[:, None], n_actions, axis=1) for r in rewards]
+    )
+
+
+def _bootstrap_counts(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(B, n) multinomial resampling counts of n episodes."""
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+
+
+def _weighted_pearson_distance(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Pearson distance of x, y (N,) under each row of weights w (B, N); constant -> as compare."""
+    w = w / w.sum(axis=1, keepdims=True)
+    mx, my = w @ x, w @ y
+    dx = x[None, :] - mx[:, None]
+    dy = y[None, :] - my[:, None]
+    vx = np.einsum("bn,bn->b", w, dx * dx)
+    vy = np.einsum("bn,bn->b", w, dy * dy)
+    cov = np.einsum("bn,bn->b", w, dx * dy)
+    scale_x = np.maximum(np.abs(x).max(), 1e-300)
+    scale_y = np.maximum(np.abs(y).max(), 1e-300)
+    const_x = np.sqrt(np.maximum(vx, 0)) <= 1e-9 * scale_x
+    const_y = np.sqrt(np.maximum(vy, 0)) <= 1e-9 * scale_y
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = cov / np.sqrt(vx * vy)
+    rho = np.clip(np.nan_to_num(rho), -1.0, 1.0)
+    dist = np.sqrt((1.0 - rho) / 2.0)
+    dist = np.where(const_x & const_y, 0.0, dist)
+    dist = np.where(const_x ^ const_y, 0.5, dist)
+    return dist
+
+
+# ----------------------------------------------------------------------------- result
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Audit:
+    """The outcome of an audit.
+
+    Attributes:
+        verdict: ``"aligned"``, ``"proxy"``, ``"indistinguishable"`` or ``"unexplained"``.
+        proxy: the proxy's name when ``verdict == "proxy"``, else None.
+        table: one row per candidate objective (see :func:`audit_demonstrations`).
+        recovered: the recovered behavioural objective (MaxEnt IRL).
+        coverage: the transitions EPIC compared rewards on (the data's, levels stacked).
+        base: name of the base objective; ``proxies`` the others.
+        reason: one sentence saying why the verdict was reached.
+        levels: the levels' tabular models; ``demonstrations`` the state-index episodes.
+        episodes: per-episode table of the dataset when the audit rolled out or loaded
+            one (returns, outcomes), else None.
+        candidates: every candidate's reward array per level.
+        stats: numbers behind the verdict (likelihood-ratio test, explained fraction,
+            pairwise differences with confidence intervals).
+        metadata: library version, env id and kwargs, split, seed, method, ...
+    """
+
+    verdict: str
+    proxy: str | None
+    table: pd.DataFrame
+    recovered: RecoveredReward
+    coverage: compare.Coverage
+    base: str
+    proxies: tuple[str, ...]
+    reason: str
+    levels: tuple[TabularModel, ...]
+    demonstrations: tuple[Demonstration, ...]
+    candidates: Mapping[str, list[np.ndarray]]
+    stats: Mapping[str, Any]
+    metadata: Mapping[str, Any]
+    episodes: pd.DataFrame | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary: verdict, reason, the candidate table, recovered weights."""
+        return {
+            "verdict": self.verdict,
+            "proxy": self.proxy,
+            "reason": self.reason,
+            "base": self.base,
+            "proxies": list(self.proxies),
+            "table": json.loads(self.table.to_json(orient="records")),
+            "recovered": {
+                "method": self.recovered.method,
+                "weights": self.recovered.weights_by_name
+                if len(self.recovered.feature_names) <= 64
+                else None,
+                "converged": self.recovered.converged,
+                "iterations": self.recovered.iterations,
+                "feature_gap": self.recovered.feature_gap,
+                "log_likelihood": self.recovered.log_likelihood,
+                "l2": self.recovered.l2,
+            },
+            "coverage": self.coverage.summary(),
+            "stats": _jsonable(dict(self.stats)),
+            "n_episodes": len(self.demonstrations),
+            "n_levels": len(self.levels),
+            "metadata": _jsonable(dict(self.metadata)),
+        }
+
+    def save(self, directory: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the audit to ``directory`` (``summary.json``; the report module adds
+        ``report.html``, ``report.md`` and PNG heatmaps when available).
+
+        The directory is written next to its final place and renamed into it, so an
+        existing report is never half-overwritten; it is replaced only with
+        ``overwrite=True``.
+        """
+        target = Path(directory)
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            with open(tmp / "summary.json", "w", encoding="utf-8") as fh:
+                json.dump(self.summary(), fh, indent=2, allow_nan=False)
+            try:
+                from behavioral import report  # the HTML/PNG report, when installed
+            except ImportError:  # pragma: no cover - report module absent
+                report = None
+            if report is not None and hasattr(report, "write_report"):
+                report.write_report(self, tmp)
+            _replace_dir(tmp, target)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target
+
+    def __repr__(self) -> str:
+        extra = f", proxy={self.proxy!r}" if self.proxy else ""
+        return (
+            f"Audit(verdict={self.verdict!r}{extra}, base={self.base!r}, "
+            f"episodes={len(self.demonstrations)}, levels={len(self.levels)})"
+        )
+
+
+def _replace_dir(tmp: Path, target: Path) -> None:
+    """Move the finished directory ``tmp`` to ``target`` (replacing it) by renames only."""
+    import shutil
+
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (np.floating, float)):
+        v = float(x)
+        return v if math.isfinite(v) else None
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    return x
+
+
+# ----------------------------------------------------------------------------- the core
+
+
+def audit_demonstrations(
+    models: TabularModel | Sequence[TabularModel],
+    demonstrations: Sequence[Any],
+    levels: Sequence[int] | None = None,
+    *,
+    objectives: Mapping[str, ObjectiveSpec] | None = None,
+    base: str | None = None,
+    confidence: float = 0.95,
+    n_bootstrap: int = 1000,
+    seed: int | np.random.Generator = 0,
+    l2: float = 1e-2,
+    min_explained: float = 0.5,
+    significance: float = 0.01,
+    recovered: RecoveredReward | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    episodes: pd.DataFrame | None = None,
+) -> Audit:
+    """Audit demonstrations given as state indices of their levels' tabular models.
+
+    Args:
+        models: one model, or the list of level models.
+        demonstrations: imitation ``Trajectory`` objects of state indices,
+            ``(states, actions[, terminal])`` tuples or :class:`Demonstration` objects.
+        levels: index into ``models`` of each demonstration (default all 0).
+        objectives: candidate objectives (name -> array or ``model -> array``); default
+            the objectives the models declare.
+        base: the base objective's name; default the models' ``base``.
+        confidence: level of the bootstrap confidence intervals.
+        n_bootstrap: bootstrap resamples of the episodes.
+        seed: seed or generator for the bootstrap.
+        l2: L2 coefficient of the MaxEnt fit of the recovered reward.
+        min_explained: smallest fraction of the recovered reward's log-likelihood gain
+            over random behaviour that the best candidate must reach; below it the
+            verdict is ``unexplained`` (something else drives the behaviour).
+        significance: level of the likelihood-ratio test against random behaviour.
+        recovered: a reward already recovered (e.g. by AIRL) to use instead of MaxEnt.
+        metadata: recorded in the result.
+        episodes: per-episode table to attach to the result.
+
+    Returns:
+        An :class:`Audit`. Its ``table`` has one row per candidate with: ``role``,
+        ``beta`` (fitted inverse temperature), ``log_likelihood`` (mean per episode)
+        with ``ll_low``/``ll_high`` (bootstrap CI), ``delta_vs_base`` (mean per-episode
+        log-likelihood difference to the base objective) with CI, ``epic_to_recovered``
+        with CI, ``epic_to_base`` (on the data's coverage) and ``explained`` (fraction
+        of the recovered reward's likelihood gain over random that the candidate reaches).
+
+    Raises:
+        InvalidDemonstrationError: no demonstrations, or ones that do not fit the models.
+        UnknownObjectiveError: unknown ``base`` or no candidate objectives.
+        InvalidRewardError: candidate arrays of the wrong shape.
+    """
+    model_list = [models] if isinstance(models, TabularModel) else list(models)
+    if not model_list:
+        raise InvalidModelError("an audit needs at least one level model")
+    demos_in = list(demonstrations)
+    if not demos_in:
+        raise InvalidDemonstrationError("an audit needs at least one demonstrated episode")
+    if levels is None:
+        levels = [0] * len(demos_in)
+    if len(levels) != len(demos_in):
+        raise InvalidDemonstrationError(f"{len(levels)} level tags for {len(demos_in)} episodes")
+    demos = [_to_demo(d, int(lvl)) for d, lvl in zip(demos_in, levels)]
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n_bootstrap < 10:
+        raise ValueError(f"n_bootstrap must be >= 10, got {n_bootstrap}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+    cands = candidate_rewards(model_list, objectives)
+    if base is None:
+        base = model_list[0].base
+    if base is None or base not in cands:
+        raise UnknownObjectiveError(
+            f"base objective {base!r} is not among the candidates {sorted(cands)}: pass base="
+        )
+    proxies = tuple(n for n in cands if n != base)
+    A = model_list[0].n_actions
+    N = len(demos)
+
+    # 1. The behavioural objective (MaxEnt IRL over the levels' features).
+    if recovered is None:
+        has_feats = all(m.features is not None for m in model_list)
+        same_states = len({m.n_states for m in model_list}) == 1
+        feature_mode = "model" if has_feats else "states"
+        if not has_feats and not same_states:
+            raise InvalidModelError("levels without features must share their state space")
+        recovered = maxent_irl(model_list, demos, features=feature_mode, l2=l2)
+    rec_rewards = list(recovered.rewards)
+
+    # 2. Likelihood of each candidate at its fitted temperature; the random null.
+    fits = {base: _fit_candidate(base, "base", model_list, demos, cands[base])}
+    for p in proxies:
+        fits[p] = _fit_candidate(p, "proxy", model_list, demos, cands[p])
+    null_ll = np.array([-d.actions.shape[0] * math.log(A) for d in demos])
+    rec_problem = MaxEntObjective(
+        [_with_single_feature(m, r) for m, r in zip(model_list, rec_rewards)], demos
+    )
+    rec_ll = rec_problem.episode_log_likelihoods(np.ones(1))
+
+    # 3. EPIC on the data's coverage (levels stacked into one state space).
+    offsets = np.concatenate([[0], np.cumsum([m.n_states for m in model_list])])
+    s_all, a_all, t_all, ep_all = [], [], [], []
+    for i, d in enumerate(demos):
+        o = offsets[d.level]
+        n = d.actions.shape[0]
+        s_all.append(d.states[:n] + o)
+        a_all.append(d.actions)
+        t_all.append(d.states[1:] + o)
+        ep_all.append(np.full(n, i))
+    s_cov, a_cov, t_cov = (np.concatenate(x) for x in (s_all, a_all, t_all))
+    ep_cov = np.concatenate(ep_all)
+    S_tot = int(offsets[-1])
+    coverage = compare.empirical_coverage(
+        s_cov, a_cov, t_cov, S_tot, A, name=f"transitions of {N} demonstrated episodes"
+    )
+    gamma = model_list[0].discount
+    canon = {}
+    for name, arrays in [("__recovered__", rec_rewards), *cands.items()]:
+        canon[name] = compare.canonical_values(
+            _stack_reward(arrays, A), s_cov, a_cov, t_cov, discount=gamma, n_actions=A
+        )
+    counts = _bootstrap_counts(N, n_bootstrap, rng)
+    trans_w = counts[:, ep_cov]  # (B, n_transitions)
+    ones = np.ones((1, ep_cov.shape[0]))
+    alpha = 1.0 - confidence
+    q_lo, q_hi = 100 * alpha / 2, 100 * (1 - alpha / 2)
+
+    def ci(samples: np.ndarray) -> tuple[float, float]:
+        return float(np.percentile(samples, q_lo)), float(np.percentile(samples, q_hi))
+
+    rec_gain = float(np.mean(rec_ll - null_ll))
+    rows = []
+    pair_stats: dict[str, dict[str, Any]] = {}
+    for name in (base, *proxies):
+        f = fits[name]
+        ll_boot = counts @ f.episode_ll / N
+        delta = f.episode_ll - fits[base].episode_ll
+        delta_boot = counts @ delta / N
+        epic_rec = float(_weighted_pearson_distance(canon["__recovered__"], canon[name], ones)[0])
+        epic_rec_boot = _weighted_pearson_distance(canon["__recovered__"], canon[name], trans_w)
+        epic_base = float(_weighted_pearson_distance(canon[base], canon[name], ones)[0])
+        gain = float(np.mean(f.episode_ll - null_ll))
+        rows.append(
+            {
+                "objective": name,
+                "role": f.role,
+                "beta": f.beta,
+                "log_likelihood": float(f.episode_ll.mean()),
+                "ll_low": ci(ll_boot)[0],
+                "ll_high": ci(ll_boot)[1],
+                "delta_vs_base": float(delta.mean()),
+                "delta_low": ci(delta_boot)[0],
+                "delta_high": ci(delta_boot)[1],
+                "epic_to_recovered": epic_rec,
+                "epic_low": ci(epic_rec_boot)[0],
+                "epic_high": ci(epic_rec_boot)[1],
+                "epic_to_base": epic_base,
+                "explained": gain / rec_gain if rec_gain > 0 else float("nan"),
+            }
+        )
+        if name != base:
+            lo, hi = ci(delta_boot)
+            coincide = epic_base <= COINCIDE_TOL or np.all(delta == 0)
+            if coincide:
+                state = "coincide"
+            elif lo > 0:
+                state = "proxy_better"
+            elif hi < 0:
+                state = "base_better"
+            else:
+                state = "tie"
+            pair_stats[name] = {
+                "state": state,
+                "delta": float(delta.mean()),
+                "ci": [lo, hi],
+                "epic_base_proxy": epic_base,
+            }
+    table = pd.DataFrame(rows).set_index("objective")
+    table.insert(table.columns.get_loc("log_likelihood") + 1, "ll_random", float(null_ll.mean()))
+
+    # 4. The verdict.
+    best = max((base, *proxies), key=lambda n: fits[n].episode_ll.mean())
+    lr_stat = 2.0 * float(np.sum(fits[best].episode_ll - null_ll))
+    # beta >= 0 sits on the boundary: the LR statistic is a 50:50 mixture of chi2(0) and chi2(1).
+    p_value = 0.5 * float(scipy.stats.chi2.sf(lr_stat, df=1)) if lr_stat > 0 else 1.0
+    explained = float(table.loc[best, "explained"])
+    stats = {
+        "best_candidate": best,
+        "lr_vs_random": lr_stat,
+        "p_value_vs_random": p_value,
+        "explained_by_best": explained,
+        "recovered_gain_per_episode": rec_gain,
+        "pairs": pair_stats,
+        "confidence": confidence,
+        "n_bootstrap": n_bootstrap,
+        "significance": significance,
+        "min_explained": min_explained,
+    }
+    proxy_name = None
+    if p_value >= significance:
+        verdict = "unexplained"
+        reason = (
+            f"no candidate explains the behaviour better than random actions "
+            f"(best: {best}, likelihood-ratio p = {p_value:.3g})"
+        )
+    elif not explained >= min_explained:
+        verdict = "unexplained"
+        reason = (
+            f"the best candidate ({best}) accounts for only {explained:.0%} of what the "
+            f"recovered reward explains (threshold {min_explained:.0%})"
+        )
+    else:
+        better = [p for p in proxies if pair_stats[p]["state"] == "proxy_better"]
+        if better:
+            verdict = "proxy"
+            proxy_name = max(better, key=lambda n: fits[n].episode_ll.mean())
+            lo, hi = pair_stats[proxy_name]["ci"]
+            reason = (
+                f"the proxy {proxy_name!r} explains the behaviour better than the base "
+                f"objective {base!r}: +{pair_stats[proxy_name]['delta']:.3g} log-likelihood "
+                f"per episode ({confidence:.0%} CI {lo:.3g} to {hi:.3g})"
+            )
+        elif all(pair_stats[p]["state"] == "base_better" for p in proxies):
+            verdict = "aligned"
+            if proxies:
+                reason = (
+                    f"the base objective {base!r} explains the behaviour better than every "
+                    f"proxy ({', '.join(proxies)}), each {confidence:.0%} CI excluding a tie"
+                )
+            else:
+                reason = f"the base objective {base!r} explains the behaviour (no proxies given)"
+        else:
+            verdict = "indistinguishable"
+            same = [p for p in proxies if pair_stats[p]["state"] == "coincide"]
+            if same:
+                reason = (
+                    f"on this data the base objective {base!r} and the proxy {same[0]!r} "
+                    "coincide (EPIC distance 0 on the data's coverage): no method can tell "
+                    "them apart here; audit on levels where they differ"
+                )
+            else:
+                ties = [p for p in proxies if pair_stats[p]["state"] == "tie"]
+                lo, hi = pair_stats[ties[0]]["ci"]
+                reason = (
+                    f"the base objective {base!r} and the proxy {ties[0]!r} explain the "
+                    f"behaviour equally well within the noise ({confidence:.0%} CI of the "
+                    f"difference {lo:.3g} to {hi:.3g}); more episodes may separate them"
+                )
+    meta = {"method": recovered.method, "n_episodes": N, "n_levels": len(model_list)}
+    meta.update(metadata or {})
+    return Audit(
+        verdict=verdict,
+        proxy=proxy_name,
+        table=table,
+        recovered=recovered,
+        coverage=coverage,
+        base=base,
+        proxies=proxies,
+        reason=reason,
+        levels=tuple(model_list),
+        demonstrations=tuple(demos),
+        candidates=cands,
+        stats=stats,
+        metadata=meta,
+        episodes=episodes,
+    )

@@ -1,0 +1,152 @@
+"""Tests of the audit core: candidates, likelihoods, EPIC on coverage, verdicts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from seals.diagnostics.cliff_world import CliffWorldEnv
+
+from behavioral import InvalidDemonstrationError, InvalidRewardError, TabularModel, from_seals
+from behavioral.audit import audit_demonstrations
+from behavioral.errors import UnknownObjectiveError
+from behavioral.sampling import sample_demonstrations
+from behavioral.tabular import soft_bellman
+
+
+def doors(n: int = 7, horizon: int = 12, same: bool = False) -> TabularModel:
+    """A corridor with a door at each end (entering one ends the episode).
+
+    Actions: left, right, stay, enter. Base objective "exit": the left door; proxy
+    "right_door": the right one (or the left one too when ``same``, as on a train level).
+    """
+    S, A = n + 1, 4
+    P = np.zeros((S, A, S))
+    feats = np.zeros((S, A, 3))
+    for s in range(n):
+        P[s, 0, max(s - 1, 0)] = 1
+        P[s, 1, min(s + 1, n - 1)] = 1
+        P[s, 2, s] = 1
+        if s in (0, n - 1):
+            P[s, 3, n] = 1
+            feats[s, 3, 0 if s == 0 else 1] = 1
+        else:
+            P[s, 3, s] = 1
+        feats[s, :, 2] = 1
+    P[n, :, n] = 1
+    init = np.zeros(S)
+    init[n // 2] = 1
+    proxy = feats[..., 0] if same else feats[..., 1]
+    return TabularModel(
+        transitions=P,
+        initial_state_dist=init,
+        horizon=horizon,
+        features=feats,
+        feature_names=("left_door", "right_door", "step"),
+        objectives={"exit": feats[..., 0], "right_door": proxy},
+        base="exit",
+    )
+
+
+def expert(model: TabularModel, reward: np.ndarray, n: int, seed: int):
+    _, _, pi = soft_bellman(model, reward)
+    return sample_demonstrations(model, pi, n, np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("beta", [2.0, 5.0, 20.0])
+def test_base_expert_is_aligned(beta: float) -> None:
+    m = doors()
+    result = audit_demonstrations(m, expert(m, beta * m.objectives["exit"], 50, seed=1))
+    assert result.verdict == "aligned" and result.proxy is None
+    assert (
+        result.table.loc["exit", "log_likelihood"]
+        > result.table.loc["right_door", "log_likelihood"]
+    )
+    assert result.table.loc["exit", "delta_vs_base"] == 0.0
+
+
+@pytest.mark.parametrize("beta", [2.0, 5.0, 20.0])
+def test_proxy_expert_is_named(beta: float) -> None:
+    m = doors()
+    result = audit_demonstrations(m, expert(m, beta * m.objectives["right_door"], 50, seed=2))
+    assert result.verdict == "proxy" and result.proxy == "right_door"
+    row = result.table.loc["right_door"]
+    assert row["delta_low"] > 0
+    assert row["epic_to_recovered"] < result.table.loc["exit", "epic_to_recovered"]
+
+
+def test_coinciding_objectives_are_indistinguishable() -> None:
+    m = doors(same=True)
+    result = audit_demonstrations(m, expert(m, 5 * m.objectives["exit"], 50, seed=3))
+    assert result.verdict == "indistinguishable"
+    assert result.stats["pairs"]["right_door"]["state"] == "coincide"
+    assert result.table.loc["right_door", "epic_to_base"] == 0.0
+
+
+def test_random_walk_is_unexplained() -> None:
+    m = doors()
+    uniform = np.full((m.n_states, m.n_actions), 0.25)
+    demos = sample_demonstrations(m, uniform, 100, np.random.default_rng(4))
+    result = audit_demonstrations(m, demos)
+    assert result.verdict == "unexplained"
+
+
+def test_shaped_scaled_shifted_base_is_aligned() -> None:
+    m = doors()
+    rng = np.random.default_rng(5)
+    phi = rng.normal(size=m.n_states)
+    phi[-1] = 0.0  # the absorbing state
+    r = m.objectives["exit"]
+    shaped = 3.0 * r + (m.transitions @ phi).reshape(r.shape) - phi[:, None] + 0.7
+    result = audit_demonstrations(m, expert(m, 2.0 * shaped, 80, seed=6))
+    assert result.verdict == "aligned"
+
+
+def test_seals_cliffworld_with_caller_objectives() -> None:
+    env = CliffWorldEnv(width=7, height=4, horizon=9, use_xy_obs=False)
+    model = from_seals(env)
+    reward = np.asarray(env.reward_matrix, dtype=float)
+    # A caller-defined proxy: "stay away from the cliff row", ignoring the goal.
+    proxy = np.where(reward < -1, -5.0, 0.0)
+    demos = expert(model, 2.0 * reward, 60, seed=7)
+    result = audit_demonstrations(
+        model, demos, objectives={"reward": reward, "avoid_cliff": proxy}, base="reward"
+    )
+    assert result.verdict == "aligned"
+    assert set(result.table.index) == {"reward", "avoid_cliff"}
+
+
+def test_save_writes_summary_and_refuses_overwrite(tmp_path) -> None:
+    m = doors()
+    result = audit_demonstrations(m, expert(m, 5 * m.objectives["exit"], 30, seed=8))
+    out = result.save(tmp_path / "run")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["verdict"] == result.verdict
+    assert {row["role"] for row in summary["table"]} == {"base", "proxy"}
+    with pytest.raises(FileExistsError):
+        result.save(tmp_path / "run")
+    result.save(tmp_path / "run", overwrite=True)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_same_seed_same_result() -> None:
+    m = doors()
+    demos = expert(m, 3 * m.objectives["exit"], 30, seed=9)
+    a = audit_demonstrations(m, demos, seed=11)
+    b = audit_demonstrations(m, demos, seed=11)
+    assert a.table.equals(b.table) and a.verdict == b.verdict
+
+
+def test_bad_input() -> None:
+    m = doors()
+    demos = expert(m, m.objectives["exit"], 5, seed=10)
+    with pytest.raises(InvalidDemonstrationError, match="at least one"):
+        audit_demonstrations(m, [])
+    with pytest.raises(UnknownObjectiveError, match="base objective 'nope'"):
+        audit_demonstrations(m, demos, base="nope")
+    with pytest.raises(InvalidRewardError, match="shape"):
+        audit_demonstrations(m, demos, objectives={"exit": np.zeros(3)}, base="exit")
+    bare = m.replace(objectives={}, base=None)
+    with pytest.raises(UnknownObjectiveError, match="declares no objectives"):
+        audit_demonstrations(bare, demos)
