@@ -35,3 +35,69 @@ class InvalidDistributionError(BehavioralError, ValueError):
     canonicalisation distributions over states and actions: wrong shape, negative or
     non-finite entries, not summing to 1, or mass on transitions the dynamics forbid.
     """
+
+
+class InvalidArgumentError(BehavioralError, ValueError):
+    """A function argument is outside its documented range (β ≤ 0, ε ∉ [0, 1], episodes < 1, ...)."""
+
+
+class UnknownObjectiveError(BehavioralError, KeyError):
+    """An objective name is not among the objectives a model or env declares."""
+
+
+class UnsupportedPolicyError(BehavioralError, TypeError):
+    """An object cannot be used as a policy (no ``act``/``predict`` and not callable)."""
+
+
+class InvalidActionError(BehavioralError, ValueError):
+    """A policy returned an action outside the env's action space (or NaN, or a wrong type).
+
+    Attributes:
+        action: the offending value, as the policy returned it.
+    """
+
+    def __init__(self, message: str, action: object = None) -> None:
+        super().__init__(message)
+        self.action = action
+
+
+class EnvContractError(BehavioralError, TypeError):
+    """An env does not follow the environment contract (no ``tabular_model()`` /
+    ``state_index()``, inconsistent ``info["objectives"]``, unsupported spaces, ...)."""
+
+
+class DatasetError(BehavioralError, ValueError):
+    """A trajectory dataset is invalid, unreadable, or does not match what was expected."""
+
+
+class CorruptDatasetError(DatasetError):
+    """A saved dataset is corrupt: truncated or unparsable files, checksum mismatch,
+    missing or extra arrays, wrong dtypes or inconsistent lengths."""
+
+
+class UnsafeDatasetError(CorruptDatasetError):
+    """A saved dataset contains content that could execute code when decoded (pickled
+    object arrays, jsonpickle tags); it is refused without decoding it."""
+
+
+class DatasetVersionError(DatasetError):
+    """A saved dataset has an unknown format or format version."""
+
+
+class DatasetMismatchError(DatasetError):
+    """A dataset does not match the env (id, level seeds, spaces) it is used with."""
+
+
+class DatasetExistsError(BehavioralError, FileExistsError):
+    """Saving a dataset would overwrite an existing one (pass ``overwrite=True``)."""
+
+
+class DatasetNotFoundError(BehavioralError, FileNotFoundError):
+    """No dataset directory (or no metadata file) at the given path."""
+
+
+class UnknownEnvError(BehavioralError, KeyError):
+    """An env id is not registered (or the env cannot be made from it)."""
+
+    def __str__(self) -> str:  # KeyError would show the repr of the message
+        return str(self.args[0]) if self.args else ""
