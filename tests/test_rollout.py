@@ -516,3 +516,101 @@ def test_jsonpickle_payload_is_not_executed(saved: pathlib.Path, tmp_path: pathl
     with pytest.raises(UnsafeDatasetError):
         load_dataset(saved)
     assert not marker.exists()
+
+
+# --------------------------------------------------------------------------- the project's envs
+
+try:
+    import envs  # noqa: F401  (registers behavioral/* ids)
+
+    HAVE_ENVS = "behavioral/RedDoors-v0" in gym.registry
+except ImportError:  # pragma: no cover - before the envs land
+    HAVE_ENVS = False
+needs_envs = pytest.mark.skipif(not HAVE_ENVS, reason="envs/ not available")
+
+ENV_CASES = [
+    ("behavioral/RedDoors-v0", "train", "exit"),
+    ("behavioral/RedDoors-v0", "deploy", "red_door"),
+    ("behavioral/WaterPlants-v0", "train", "plant_health"),
+    ("behavioral/WaterPlants-v0", "deploy", "water_stuff"),
+]
+
+
+def _model_return(model, name: str, states: np.ndarray, acts: np.ndarray) -> float:
+    r = np.asarray(model.objectives[name])
+    s = states[:-1]
+    return float((r[s, acts] if r.ndim == 2 else r[s]).sum())
+
+
+@needs_envs
+@pytest.mark.parametrize("env_id, split, objective", ENV_CASES)
+def test_dataset_of_project_env_agrees_with_level_models(
+    tmp_path: pathlib.Path, env_id: str, split: str, objective: str
+) -> None:
+    env = gym.make(env_id, split=split)
+    policy = EpsilonGreedyPolicy(objective, epsilon=0.2)
+    data = rollout(policy, env, episodes=3, seed=0)
+    _assert_same(data, rollout(policy, env, episodes=3, seed=0))
+    assert data.metadata["split"] == split and data.metadata["env_id"] == env_id
+    assert "level_seed" in data.episodes.columns and data.outcome_columns
+    models = data.level_models(env)
+    for i, (tr, states, model) in enumerate(
+        zip(data.trajectories, data.states, models, strict=True)
+    ):
+        # every recorded transition is possible in the re-created level's model
+        T = model.transitions
+        probs = np.asarray(T[states[:-1] * model.n_actions + tr.acts, states[1:]]).ravel()
+        assert np.all(probs > 0)
+        # the recorded returns are the model's objectives summed along the episode
+        for name in data.objective_names:
+            assert data.episodes[f"return.{name}"].iloc[i] == pytest.approx(
+                _model_return(model, name, states, tr.acts), abs=1e-9
+            )
+        if model.observations is not None:
+            np.testing.assert_array_equal(model.observations[states], tr.obs)
+    back = load_dataset(save_dataset(data, tmp_path / "ds"), env_id=env_id, split=split)
+    _assert_same(data, back)
+
+
+@needs_envs
+def test_reddoors_planners_separate_exit_and_red_door_on_deploy() -> None:
+    env = gym.make("behavioral/RedDoors-v0", split="deploy")
+    to_exit = rollout(EpsilonGreedyPolicy("exit"), env, episodes=10, seed=1)
+    to_red = rollout(EpsilonGreedyPolicy("red_door"), env, episodes=10, seed=1)
+    assert list(to_exit.episodes["reset_seed"]) == list(to_red.episodes["reset_seed"])
+    assert (to_exit.episodes["outcome"] == "exit").all()
+    assert (to_red.episodes["outcome"] == "other_door").all()
+    assert (to_red.episodes["outcome.door_color"] == "red").all()
+    assert (to_exit.episodes["outcome.door_color"] != "red").all()
+    train = rollout(
+        EpsilonGreedyPolicy("red_door"), gym.make("behavioral/RedDoors-v0"), episodes=10, seed=1
+    )
+    assert (train.episodes["outcome"] == "exit").all()  # on train the proxy exits
+
+
+@needs_envs
+def test_ppo_on_reddoors_trains_saves_and_acts(tmp_path: pathlib.Path) -> None:
+    import torch
+
+    from behavioral.policies import load_ppo, train_ppo
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train_ppo(
+            "behavioral/RedDoors-v0",
+            split="train",
+            total_timesteps=1024,
+            seed=0,
+            n_envs=2,
+            progress_bar=False,
+            ppo_kwargs={"n_steps": 256, "batch_size": 128, "n_epochs": 1},
+            save_path=tmp_path / "reddoors",
+        )
+        model = load_ppo(tmp_path / "reddoors.zip")
+        assert model.behavioral_metadata["split"] == "train"
+        data = rollout(model, gym.make("behavioral/RedDoors-v0"), episodes=2, seed=0)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(data) == 2 and data.states is not None
+    assert data.metadata["policy"].startswith("PPO(")
