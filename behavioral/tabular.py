@@ -387,14 +387,13 @@ def soft_bellman(
     return V, Q, pi
 
 
-def check_policy(model: TabularModel, pi: Any) -> tuple[np.ndarray, bool]:
-    """Validate a policy (H, S, A) or stationary (S, A); return it and ``stationary``.
-
-    Raises:
-        InvalidPolicyError: wrong shape, negative/NaN entries, rows not summing to 1.
-    """
+def _policy_array(model: TabularModel, pi: Any) -> tuple[np.ndarray, bool]:
+    """``pi`` as a C-contiguous float64 (H, S, A) or (1, S, A) array, and ``stationary``."""
     H, S, A = model.horizon, model.n_states, model.n_actions
-    arr = np.asarray(pi, dtype=np.float64)
+    try:
+        arr = np.asarray(pi, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise InvalidPolicyError(f"policy is not a numeric array: {err}") from None
     if arr.shape == (S, A):
         arr, stationary = arr[None], True
     elif arr.shape == (H, S, A):
@@ -404,14 +403,35 @@ def check_policy(model: TabularModel, pi: Any) -> tuple[np.ndarray, bool]:
             f"policy must have shape (H, S, A)=({H}, {S}, {A}) or (S, A)=({S}, {A}), "
             f"got {arr.shape}"
         )
-    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise InvalidPolicyError("policy has negative, NaN or infinite probabilities")
-    sums = arr.sum(axis=-1)
-    if np.any(np.abs(sums - 1.0) > 1e-6):
-        raise InvalidPolicyError(
-            f"policy rows must sum to 1 (worst row sums to {sums.flat[np.argmax(np.abs(sums - 1))]!r})"
-        )
     return np.ascontiguousarray(arr), stationary
+
+
+def _raise_bad_policy(status: int, t: int, s: int, row_sum: float, stationary: bool) -> None:
+    where = f"state {s}" if stationary else f"step {t}, state {s}"
+    if status == 1:
+        raise InvalidPolicyError(
+            f"policy has negative, NaN or infinite probabilities (first at {where})"
+        )
+    raise InvalidPolicyError(
+        f"policy rows must sum to 1 (within 1e-6); the row at {where} sums to {row_sum!r}"
+    )
+
+
+def check_policy(model: TabularModel, pi: Any) -> tuple[np.ndarray, bool]:
+    """Validate a policy (H, S, A) or stationary (S, A); return it and ``stationary``.
+
+    The returned array is C-contiguous float64 of shape (H, S, A), or (1, S, A) when
+    stationary (no copy when ``pi`` already is one). The check is one compiled pass
+    without temporaries.
+
+    Raises:
+        InvalidPolicyError: wrong shape, negative/NaN/inf entries, rows not summing to 1.
+    """
+    arr, stationary = _policy_array(model, pi)
+    status, t, s, row_sum = _kernels.check_policy_rows(arr)
+    if status:
+        _raise_bad_policy(status, t, s, row_sum, stationary)
+    return arr, stationary
 
 
 def occupancy(
@@ -433,17 +453,22 @@ def occupancy(
         InvalidPolicyError: malformed ``pi``.
         InvalidModelError: malformed ``initial_state_dist``.
     """
-    arr, stationary = check_policy(model, pi)
-    D = np.empty((model.horizon + 1, model.n_states))
+    arr, stationary = _policy_array(model, pi)
     d0 = model.initial_state_dist if initial_state_dist is None else initial_state_dist
     d0 = np.asarray(d0, dtype=np.float64)
     if d0.shape != (model.n_states,) or not np.all(np.isfinite(d0)) or np.any(d0 < 0):
         raise InvalidModelError(
             f"initial_state_dist must be a non-negative (S,)=({model.n_states},) array"
         )
+    D = np.empty((model.horizon + 1, model.n_states))
     D[0] = d0
     T = model.transitions
-    _kernels.forward(T.indptr, T.indices, T.data, arr, stationary, D)
+    # The policy is validated inside the forward pass, slab by slab (no temporaries).
+    status, t, s, row_sum = _kernels.forward_checked(
+        T.indptr, T.indices, T.data, arr, stationary, D
+    )
+    if status:
+        _raise_bad_policy(status, t, s, row_sum, stationary)
     return D
 
 
