@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -157,6 +158,19 @@ class Dataset:
         for col in ("length", "terminated"):
             if col not in self.episodes.columns:
                 raise DatasetError(f"the episodes table has no {col!r} column")
+        if n:
+            shape, dtype = trajs[0].obs.shape[1:], trajs[0].obs.dtype
+            for i, tr in enumerate(trajs):
+                if tr.obs.shape[1:] != shape or tr.obs.dtype != dtype:
+                    raise DatasetError(
+                        f"trajectory {i} has observations {tr.obs.dtype} {tr.obs.shape[1:]}, "
+                        f"trajectory 0 has {dtype} {shape}"
+                    )
+                acts, rews = np.asarray(tr.acts), np.asarray(tr.rews)
+                if acts.ndim != 1 or acts.dtype.kind not in _INT_KINDS:
+                    raise DatasetError(f"trajectory {i}: acts must be a 1-D int array")
+                if rews.dtype.kind != "f":
+                    raise DatasetError(f"trajectory {i}: rews must be floats")
         lengths = np.array([len(tr.acts) for tr in trajs], dtype=np.int64)
         if not np.array_equal(self.episodes["length"].to_numpy(), lengths):
             raise DatasetError("the episodes table's 'length' column differs from the trajectories")
@@ -279,7 +293,12 @@ class Dataset:
 
 
 def check_env_matches(dataset: Dataset, env: gym.Env) -> None:
-    """Raise :class:`DatasetMismatchError` unless ``env`` has the dataset's id and kwargs."""
+    """Raise :class:`DatasetMismatchError` unless ``env`` is the dataset's env.
+
+    The ids must be equal, and so must the keyword arguments once the env class's
+    defaults are filled in (``gym.make(id)`` and ``gym.make(id, split="train")`` are the
+    same env when ``"train"`` is the default). ``render_mode`` is ignored.
+    """
     meta = dataset.metadata
     spec = env.spec
     env_id = spec.id if spec is not None else None
@@ -287,13 +306,33 @@ def check_env_matches(dataset: Dataset, env: gym.Env) -> None:
         raise DatasetMismatchError(
             f"the dataset was recorded in {meta['env_id']!r}, not {env_id!r}"
         )
-    if spec is not None and meta.get("env_kwargs") is not None:
-        kwargs = _jsonable(dict(spec.kwargs), strict=False)
-        if kwargs != meta["env_kwargs"]:
-            raise DatasetMismatchError(
-                f"the dataset was recorded with env kwargs {meta['env_kwargs']!r}, the env "
-                f"has {kwargs!r}"
-            )
+    recorded = meta.get("env_kwargs")
+    if spec is None or recorded is None:
+        return
+    defaults = _init_defaults(env.unwrapped)
+    want = {**defaults, **recorded}
+    have = {**defaults, **_jsonable(dict(spec.kwargs), strict=False)}
+    for kw in (want, have):
+        kw.pop("render_mode", None)
+    if want != have:
+        diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+        raise DatasetMismatchError(
+            f"the dataset was recorded with env kwargs {recorded!r}, the env has "
+            f"{dict(spec.kwargs)!r} (they differ in {diff})"
+        )
+
+
+def _init_defaults(env: Any) -> dict[str, Any]:
+    """JSON form of the keyword defaults of ``type(env).__init__``."""
+    try:
+        params = inspect.signature(type(env).__init__).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - builtins without signatures
+        return {}
+    return {
+        p.name: _jsonable(p.default, strict=False)
+        for p in params
+        if p.default is not inspect.Parameter.empty
+    }
 
 
 # --------------------------------------------------------------------------- rollout
@@ -667,6 +706,8 @@ def _read_json(path: Path) -> Any:
         doc = json.loads(text, parse_constant=no_constants)
     except json.JSONDecodeError as err:
         raise CorruptDatasetError(f"{path.name} is not valid JSON: {err}") from None
+    except RecursionError:
+        raise CorruptDatasetError(f"{path.name} is nested too deeply") from None
     _find_jsonpickle_tag(doc, path.name)
     return doc
 

@@ -145,8 +145,15 @@ def test_level_models_recreate_each_level() -> None:
     by_level = {}
     for lvl, m in zip(data.episodes["level_seed"], models, strict=True):
         assert by_level.setdefault(lvl, m) is m
+    # spelling out a default is the same env
+    same = data.level_models(_corridor(split="deploy", slip=0.3, length=5, obs_dtype="float32"))
+    assert [m.objectives["exit"][3, 1] for m in same] == [
+        m.objectives["exit"][3, 1] for m in models
+    ]
     with pytest.raises(DatasetMismatchError):
         data.level_models(_corridor(split="train", slip=0.3))
+    with pytest.raises(DatasetMismatchError, match="length"):
+        data.level_models(_corridor(split="deploy", slip=0.3, length=6))
     with pytest.raises(DatasetMismatchError):
         data.level_models(gym.make("seals/CliffWorld7x4-v0"))
 
@@ -187,6 +194,12 @@ def test_rollout_argument_checks() -> None:
 
 def test_dataset_validates_lengths() -> None:
     data = _data(episodes=2)
+    t0, t1 = data.trajectories
+    odd = TrajectoryWithRew(
+        obs=t1.obs.astype(np.float64), acts=t1.acts, infos=None, terminal=t1.terminal, rews=t1.rews
+    )
+    with pytest.raises(DatasetError, match="observations"):
+        Dataset((t0, odd), data.episodes, data.states, data.metadata)
     with pytest.raises(DatasetError):
         Dataset(data.trajectories, data.episodes.iloc[:1], data.states, data.metadata)
     with pytest.raises(DatasetError):
@@ -337,6 +350,12 @@ def test_truncated_json(saved: pathlib.Path) -> None:
     with pytest.raises(CorruptDatasetError, match="not valid JSON"):
         load_dataset(saved)
     (saved / "metadata.json").write_text("{")
+    with pytest.raises(CorruptDatasetError):
+        load_dataset(saved)
+    (saved / "metadata.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CorruptDatasetError):
+        load_dataset(saved)
+    (saved / "metadata.json").write_bytes(b"\xff\xfe{}")
     with pytest.raises(CorruptDatasetError):
         load_dataset(saved)
 
