@@ -464,12 +464,19 @@ class TabularPlanner:
     Args:
         objective: a name in ``model.objectives`` (e.g. ``"exit"``, ``"red_door"``) or a
             function ``model -> reward`` returning an (S,) or (S, A) array.
+        discount: plan with this discount instead of ``model.discount`` (None). In the
+            undiscounted finite-horizon problem, reaching a reward at step 3 or at step
+            30 is worth the same, so every action that still reaches it in time is
+            optimal and ties are split among them; a discount slightly below 1 (e.g.
+            0.99) makes the planner prefer the shortest way.
         cache_size: how many levels' plans to keep.
 
     Subclasses implement :meth:`_plan` (``model, reward -> pi``).
     """
 
-    def __init__(self, objective: Objective, *, cache_size: int = 128) -> None:
+    def __init__(
+        self, objective: Objective, *, discount: float | None = None, cache_size: int = 128
+    ) -> None:
         if not (isinstance(objective, str) or callable(objective)):
             raise InvalidArgumentError(
                 f"objective must be a name or a function model -> reward, got {objective!r}"
@@ -478,6 +485,12 @@ class TabularPlanner:
             raise InvalidArgumentError(f"cache_size must be >= 0, got {cache_size}")
         self.objective = objective
         self.cache_size = int(cache_size)
+        if discount is not None:
+            d = float(discount)
+            if not 0.0 < d <= 1.0:
+                raise InvalidArgumentError(f"discount must be in (0, 1], got {discount!r}")
+            discount = d
+        self.discount = discount
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._pi: np.ndarray | None = None
         self._t = 0
@@ -505,6 +518,8 @@ class TabularPlanner:
     def plan(self, model: TabularModel) -> np.ndarray:
         """The planner's policy on ``model``: ``pi[t, s, a]``, shape (H, S, A), read-only."""
         reward = self.reward(model)
+        if self.discount is not None and self.discount != model.discount:
+            model = model.replace(discount=self.discount)
         key = _model_key(model, reward)
         pi = self._cache.get(key)
         if pi is not None:
@@ -560,6 +575,9 @@ class TabularPlanner:
         self._t += 1
         return a + int(env.action_space.start)
 
+    def _discount_repr(self) -> str:
+        return "" if self.discount is None else f", discount={self.discount!r}"
+
     def _objective_repr(self) -> str:
         if isinstance(self.objective, str):
             return repr(self.objective)
@@ -570,15 +588,22 @@ class SoftOptimalPolicy(TabularPlanner):
     """Boltzmann-rational planner: ``pi_t(a|s) ∝ exp(Q_t(s, a))`` with ``Q`` the soft
     Q-values of ``beta * reward`` (:func:`soft_optimal_policy`)."""
 
-    def __init__(self, objective: Objective, *, beta: float = 1.0, cache_size: int = 128) -> None:
-        super().__init__(objective, cache_size=cache_size)
+    def __init__(
+        self,
+        objective: Objective,
+        *,
+        beta: float = 1.0,
+        discount: float | None = None,
+        cache_size: int = 128,
+    ) -> None:
+        super().__init__(objective, discount=discount, cache_size=cache_size)
         self.beta = _check_beta(beta)
 
     def _plan(self, model: TabularModel, reward: np.ndarray) -> np.ndarray:
         return soft_optimal_policy(model, reward, self.beta)
 
     def __repr__(self) -> str:
-        return f"SoftOptimalPolicy(objective={self._objective_repr()}, beta={self.beta!r})"
+        return f"SoftOptimalPolicy(objective={self._objective_repr()}, beta={self.beta!r}{self._discount_repr()})"
 
 
 class EpsilonGreedyPolicy(TabularPlanner):
@@ -586,16 +611,21 @@ class EpsilonGreedyPolicy(TabularPlanner):
     (:func:`epsilon_greedy_policy`; exact finite-horizon value iteration)."""
 
     def __init__(
-        self, objective: Objective, *, epsilon: float = 0.0, cache_size: int = 128
+        self,
+        objective: Objective,
+        *,
+        epsilon: float = 0.0,
+        discount: float | None = None,
+        cache_size: int = 128,
     ) -> None:
-        super().__init__(objective, cache_size=cache_size)
+        super().__init__(objective, discount=discount, cache_size=cache_size)
         self.epsilon = _check_epsilon(epsilon)
 
     def _plan(self, model: TabularModel, reward: np.ndarray) -> np.ndarray:
         return epsilon_greedy_policy(model, reward, self.epsilon)
 
     def __repr__(self) -> str:
-        return f"EpsilonGreedyPolicy(objective={self._objective_repr()}, epsilon={self.epsilon!r})"
+        return f"EpsilonGreedyPolicy(objective={self._objective_repr()}, epsilon={self.epsilon!r}{self._discount_repr()})"
 
 
 # --------------------------------------------------------------------------- adapter

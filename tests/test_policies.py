@@ -447,3 +447,26 @@ def test_corridor_env_is_a_valid_gym_env() -> None:
     from gymnasium.utils.env_checker import check_env
 
     check_env(CorridorEnv(slip=0.1), skip_render_check=True)
+
+
+def test_planner_discount_prefers_the_shortest_way() -> None:
+    env = gym.make(ENV_ID, length=7)  # exit on the right, 8 steps
+    env.reset(seed=0)
+    env.unwrapped.pos = 3  # three steps from either door
+    exact = EpsilonGreedyPolicy("exit")
+    exact.reset(env, None)
+    # undiscounted: even a step left still reaches the exit in time (1 + 4 <= 8 steps),
+    # so all three actions are optimal
+    np.testing.assert_allclose(exact.action_probabilities(env), [1 / 3, 1 / 3, 1 / 3])
+    short = EpsilonGreedyPolicy("exit", discount=0.9)
+    short.reset(env, None)
+    np.testing.assert_array_equal(short.action_probabilities(env), [0.0, 1.0, 0.0])
+    assert "discount=0.9" in short.description
+    soft = SoftOptimalPolicy("exit", beta=3.0, discount=0.9)
+    soft.reset(env, None)
+    model = env_tabular_model(env).replace(discount=0.9)
+    _, _, pi = soft_bellman(model, 3.0 * np.asarray(model.objectives["exit"]))
+    np.testing.assert_array_equal(soft.action_probabilities(env), pi[0, 3])
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(InvalidArgumentError):
+            EpsilonGreedyPolicy("exit", discount=bad)
