@@ -438,11 +438,11 @@ def _check_epsilon(epsilon: float) -> float:
     return e
 
 
-def _model_key(model: TabularModel, reward: np.ndarray) -> bytes:
+def _model_key(model: TabularModel, reward: np.ndarray, discount: float) -> bytes:
     """Content hash of what a plan depends on (dynamics, horizon, discount, reward)."""
     h = hashlib.blake2b(digest_size=20)
     T = model.transitions
-    h.update(repr((model.n_states, model.n_actions, model.horizon, model.discount)).encode())
+    h.update(repr((model.n_states, model.n_actions, model.horizon, discount)).encode())
     for arr in (T.indptr, T.indices, T.data, reward):
         arr = np.ascontiguousarray(arr)
         h.update(f"{arr.dtype.str}{arr.shape}".encode())
@@ -518,13 +518,14 @@ class TabularPlanner:
     def plan(self, model: TabularModel) -> np.ndarray:
         """The planner's policy on ``model``: ``pi[t, s, a]``, shape (H, S, A), read-only."""
         reward = self.reward(model)
-        if self.discount is not None and self.discount != model.discount:
-            model = model.replace(discount=self.discount)
-        key = _model_key(model, reward)
+        discount = model.discount if self.discount is None else self.discount
+        key = _model_key(model, reward, discount)
         pi = self._cache.get(key)
         if pi is not None:
             self._cache.move_to_end(key)
             return pi
+        if discount != model.discount:
+            model = model.replace(discount=discount)
         pi = np.ascontiguousarray(self._plan(model, reward), dtype=np.float64)
         pi.setflags(write=False)
         if self.cache_size:
