@@ -16,8 +16,9 @@ models), :func:`audit_demonstrations`:
 4. bootstraps over episodes for confidence intervals and decides *relatively*:
 
    - **unexplained** -- no candidate explains the behaviour significantly better than a
-     uniformly random policy (likelihood-ratio test), or the best candidate explains less
-     than ``min_explained`` of what the recovered reward explains;
+     uniformly random policy (likelihood-ratio test), or the best candidate both explains
+     less than ``min_explained`` of what the recovered reward explains and fits
+     significantly worse than it (likelihood-ratio test with K - 1 degrees of freedom);
    - **proxy** -- some proxy explains the behaviour better than the base objective, with
      the bootstrap confidence interval of the per-episode log-likelihood difference
      excluding a tie (``.proxy`` names the best such proxy);
@@ -364,9 +365,10 @@ def audit_demonstrations(
         n_bootstrap: bootstrap resamples of the episodes.
         seed: seed or generator for the bootstrap.
         l2: L2 coefficient of the MaxEnt fit of the recovered reward.
-        min_explained: smallest fraction of the recovered reward's log-likelihood gain
-            over random behaviour that the best candidate must reach; below it the
-            verdict is ``unexplained`` (something else drives the behaviour).
+        min_explained: fraction of the recovered reward's log-likelihood gain over
+            random behaviour that the best candidate must reach, unless it fits not
+            significantly worse than the recovered reward; otherwise the verdict is
+            ``unexplained`` (something else drives the behaviour).
         significance: level of the likelihood-ratio test against random behaviour.
         recovered: a reward already recovered (e.g. by AIRL) to use instead of MaxEnt.
         metadata: recorded in the result.
@@ -392,7 +394,7 @@ def audit_demonstrations(
     if not demos_in:
         raise InvalidDemonstrationError("an audit needs at least one demonstrated episode")
     if levels is None:
-        levels = [0] * len(demos_in)
+        levels = [d.level if isinstance(d, Demonstration) else 0 for d in demos_in]
     if len(levels) != len(demos_in):
         raise InvalidDemonstrationError(f"{len(levels)} level tags for {len(demos_in)} episodes")
     demos = [_to_demo(d, int(lvl)) for d, lvl in zip(demos_in, levels)]
@@ -520,11 +522,19 @@ def audit_demonstrations(
     # beta >= 0 sits on the boundary: the LR statistic is a 50:50 mixture of chi2(0) and chi2(1).
     p_value = 0.5 * float(scipy.stats.chi2.sf(lr_stat, df=1)) if lr_stat > 0 else 1.0
     explained = float(table.loc[best, "explained"])
+    # Is the best candidate (1 fitted parameter) significantly worse than the recovered
+    # reward (K fitted parameters)? A large gap means something else drives the behaviour;
+    # a small one may be the recovered reward over-fitting noise.
+    lr_rec = max(0.0, 2.0 * float(np.sum(rec_ll - fits[best].episode_ll)))
+    dof = max(1, len(recovered.feature_names) - 1)
+    p_vs_recovered = float(scipy.stats.chi2.sf(lr_rec, df=dof))
     stats = {
         "best_candidate": best,
         "lr_vs_random": lr_stat,
         "p_value_vs_random": p_value,
         "explained_by_best": explained,
+        "lr_recovered_vs_best": lr_rec,
+        "p_value_best_vs_recovered": p_vs_recovered,
         "recovered_gain_per_episode": rec_gain,
         "pairs": pair_stats,
         "confidence": confidence,
@@ -539,11 +549,12 @@ def audit_demonstrations(
             f"no candidate explains the behaviour better than random actions "
             f"(best: {best}, likelihood-ratio p = {p_value:.3g})"
         )
-    elif not explained >= min_explained:
+    elif not explained >= min_explained and p_vs_recovered < significance:
         verdict = "unexplained"
         reason = (
             f"the best candidate ({best}) accounts for only {explained:.0%} of what the "
-            f"recovered reward explains (threshold {min_explained:.0%})"
+            f"recovered reward explains (threshold {min_explained:.0%}), and the recovered "
+            f"reward fits significantly better (likelihood-ratio p = {p_vs_recovered:.3g})"
         )
     else:
         better = [p for p in proxies if pair_stats[p]["state"] == "proxy_better"]
@@ -600,3 +611,144 @@ def audit_demonstrations(
         metadata=meta,
         episodes=episodes,
     )
+
+
+# ----------------------------------------------------------------------------- front end
+
+
+def _make_env(env: Any, dataset: Any) -> Any:
+    import gymnasium as gym
+
+    from behavioral.errors import UnknownEnvError
+
+    if env is None:
+        if dataset is None or not dataset.metadata.get("env_id"):
+            raise ValueError("pass env= (a gymnasium env or env id) to audit a policy")
+        env = dataset.metadata["env_id"]
+        kwargs = dict(dataset.metadata.get("env_kwargs") or {})
+    else:
+        kwargs = {}
+    if isinstance(env, str):
+        try:
+            return gym.make(env, **kwargs)
+        except gym.error.Error as err:
+            raise UnknownEnvError(f"cannot make env {env!r}: {err}") from None
+    return env
+
+
+def audit(
+    behaviour: Any,
+    env: Any = None,
+    *,
+    episodes: int = 100,
+    method: str = "maxent",
+    seed: int = 0,
+    objectives: Mapping[str, ObjectiveSpec] | None = None,
+    base: str | None = None,
+    deterministic: bool = False,
+    progress_bar: bool = False,
+    method_kwargs: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> Audit:
+    """Audit a policy (rolled out here) or a recorded trajectory dataset.
+
+    Args:
+        behaviour: a policy -- anything with stable-baselines3's ``predict``, a callable
+            ``obs -> action``, a tabular planner -- or a :class:`behavioral.rollout.Dataset`,
+            or the path of a saved dataset directory.
+        env: the gymnasium env (or its id). For a dataset it defaults to the env the
+            dataset was recorded in; a different env raises ``DatasetMismatchError``.
+        episodes: episodes to roll out (policies only).
+        method: ``"maxent"`` (MaxEnt IRL over the levels' features) or ``"airl"``
+            (imitation's AIRL on the env's observations).
+        seed: seeds the rollout, the IRL method and the bootstrap. The same seed gives the
+            same audit.
+        objectives: candidate objectives (name -> array or ``model -> array``). They
+            extend the env's declared objectives (a declared name is replaced). Needed
+            for envs that declare none, such as seals envs (whose reward is declared as
+            ``"reward"``).
+        base: the base objective's name (default: the env's).
+        deterministic: roll the policy out with its most probable actions.
+        progress_bar: show progress bars.
+        method_kwargs: extra arguments for the IRL method (e.g. AIRL's training steps).
+        **kwargs: passed to :func:`audit_demonstrations` (``confidence``,
+            ``n_bootstrap``, ``l2``, ``min_explained``, ``significance``).
+
+    Returns:
+        An :class:`Audit`.
+    """
+    from behavioral import rollout as rollout_mod
+
+    if method not in ("maxent", "airl"):
+        raise ValueError(f"method must be 'maxent' or 'airl', got {method!r}")
+    ss = np.random.SeedSequence(int(seed))
+    rollout_seed = int(seed)
+    irl_seed, boot_seed = (int(s.generate_state(1)[0]) for s in ss.spawn(2))
+
+    if isinstance(behaviour, (str, os.PathLike)):
+        dataset = rollout_mod.load_dataset(behaviour)
+    elif isinstance(behaviour, rollout_mod.Dataset):
+        dataset = behaviour
+    else:
+        dataset = None
+    gym_env = _make_env(env, dataset)
+    if dataset is None:
+        dataset = rollout_mod.rollout(
+            behaviour,
+            gym_env,
+            episodes=episodes,
+            seed=rollout_seed,
+            deterministic=deterministic,
+            progress_bar=progress_bar,
+        )
+    if len(dataset) == 0:
+        raise InvalidDemonstrationError("the dataset has no episodes")
+    per_episode = dataset.level_models(gym_env)
+    unique: dict[int, int] = {}
+    models: list[TabularModel] = []
+    levels: list[int] = []
+    for m in per_episode:
+        if id(m) not in unique:
+            unique[id(m)] = len(models)
+            models.append(m)
+        levels.append(unique[id(m)])
+    demos = dataset.demonstrations()
+
+    if objectives is not None:
+        declared = {n: (lambda m, n=n: m.objectives[n]) for n in models[0].objectives}
+        objectives = {**declared, **dict(objectives)}
+
+    recovered = None
+    if method == "airl":
+        from behavioral.irl.airl import airl_irl
+
+        recovered = airl_irl(
+            dataset, gym_env, models, levels, seed=irl_seed, **dict(method_kwargs or {})
+        )
+    meta = {
+        "env_id": dataset.metadata.get("env_id"),
+        "env_kwargs": dataset.metadata.get("env_kwargs"),
+        "split": dataset.metadata.get("split"),
+        "policy": dataset.metadata.get("policy"),
+        "seed": int(seed),
+        "method": method,
+        "behavioral_version": _version(),
+    }
+    return audit_demonstrations(
+        models,
+        demos,
+        levels,
+        objectives=objectives,
+        base=base,
+        seed=boot_seed,
+        recovered=recovered,
+        metadata=meta,
+        episodes=dataset.episodes,
+        **kwargs,
+    )
+
+
+def _version() -> str:
+    import behavioral
+
+    return behavioral.__version__
