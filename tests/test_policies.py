@@ -415,6 +415,11 @@ def test_sb3_policy_samples_with_given_rng(tmp_path) -> None:
     ]
     assert seq[0] == seq[1] != seq[2]
     assert pol.act(obs, env, np.random.default_rng(0), deterministic=True) == int(np.argmax(p))
+    # the bare SB3 BasePolicy works the same way
+    bare = as_policy(model.policy)
+    assert isinstance(bare, SB3Policy)
+    np.testing.assert_array_equal(bare.action_probabilities(obs), p)
+    assert [bare.act(obs, env, np.random.default_rng(1)) for _ in range(1)] == seq[0][:1]
 
 
 def test_train_ppo_rejects_bad_arguments() -> None:
