@@ -35,6 +35,7 @@ adds rolling out a policy (or loading a dataset) in a gym env.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -67,8 +68,10 @@ from behavioral.tabular import TabularModel, check_reward
 __all__ = [
     "VERDICTS",
     "Audit",
+    "audit",
     "audit_demonstrations",
     "candidate_rewards",
+    "merge_levels",
 ]
 
 VERDICTS = ("aligned", "proxy", "indistinguishable", "unexplained")
@@ -292,6 +295,12 @@ class Audit:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return target
+
+    def _repr_html_(self) -> str:
+        """The report (verdict, table, figures) as HTML, for Jupyter."""
+        from behavioral.report import report_html
+
+        return report_html(self)
 
     def __repr__(self) -> str:
         extra = f", proxy={self.proxy!r}" if self.proxy else ""
@@ -703,15 +712,7 @@ def audit(
         )
     if len(dataset) == 0:
         raise InvalidDemonstrationError("the dataset has no episodes")
-    per_episode = dataset.level_models(gym_env)
-    unique: dict[int, int] = {}
-    models: list[TabularModel] = []
-    levels: list[int] = []
-    for m in per_episode:
-        if id(m) not in unique:
-            unique[id(m)] = len(models)
-            models.append(m)
-        levels.append(unique[id(m)])
+    models, levels = merge_levels(dataset.level_models(gym_env))
     demos = dataset.demonstrations()
 
     if objectives is not None:
@@ -746,6 +747,48 @@ def audit(
         episodes=dataset.episodes,
         **kwargs,
     )
+
+
+def _model_key(model: TabularModel) -> bytes:
+    """Digest of everything but the initial distribution (IRL uses the data's starts)."""
+    h = hashlib.blake2b(digest_size=16)
+    T = model.transitions
+    for arr in (T.indptr, T.indices, T.data):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update(repr((model.n_states, model.n_actions, model.horizon, model.discount)).encode())
+    if model.features is not None:
+        h.update(np.ascontiguousarray(model.features).tobytes())
+    h.update(repr(model.feature_names).encode())
+    for name, arr in model.objectives.items():
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.digest()
+
+
+def merge_levels(
+    per_episode: Sequence[TabularModel],
+) -> tuple[list[TabularModel], list[int]]:
+    """Distinct level models and, per episode, the index of its level.
+
+    Episodes whose models differ only in their initial state distribution (e.g. the same
+    house with another start cell) share a level: IRL and the likelihoods use each
+    episode's own start state, so nothing is lost and the levels are solved once.
+    """
+    by_id: dict[int, int] = {}
+    by_key: dict[bytes, int] = {}
+    models: list[TabularModel] = []
+    levels: list[int] = []
+    for m in per_episode:
+        idx = by_id.get(id(m))
+        if idx is None:
+            key = _model_key(m)
+            idx = by_key.get(key)
+            if idx is None:
+                idx = by_key[key] = len(models)
+                models.append(m)
+            by_id[id(m)] = idx
+        levels.append(idx)
+    return models, levels
 
 
 def _version() -> str:
