@@ -1,4 +1,6 @@
-"""Gymnasium environments of ``behavioral``: ``behavioral/RedDoors-v0``, ``behavioral/WaterPlants-v0``.
+"""Gymnasium environments of ``behavioral``: RedDoors and WaterPlants.
+
+Ids: ``behavioral/RedDoors-v0`` and ``behavioral/WaterPlants-v0``.
 
 Both ids are registered on ``import gymnasium`` through the ``gymnasium.envs`` entry point
 (see ``pyproject.toml``) once the project is installed, and again (idempotently) on
@@ -7,8 +9,6 @@ being imported, and the env classes are only imported by ``gymnasium.make``.
 """
 
 from __future__ import annotations
-
-from gymnasium.envs.registration import register, registry
 
 __all__ = ["ENV_IDS", "register_envs"]
 
@@ -21,6 +21,11 @@ ENV_IDS: dict[str, str] = {
 
 def register_envs() -> None:
     """Register every id in :data:`ENV_IDS` with gymnasium (no-op if already registered)."""
+    # Imported here, not at the top: ``import envs`` before ``import gymnasium`` makes
+    # gymnasium load this very module as a plugin while it is still initialising, and
+    # ``register_envs`` must already exist by then.
+    from gymnasium.envs.registration import register, registry
+
     for env_id, entry_point in ENV_IDS.items():
         if env_id not in registry:
             register(id=env_id, entry_point=entry_point)

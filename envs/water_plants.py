@@ -13,10 +13,11 @@ from envs.grid import DIRECTIONS, GridEnv, check_choice
 __all__ = ["HOUSE", "WaterPlantsEnv", "WaterPlantsLevel"]
 
 #: Joshua's house: ``#`` wall, ``.`` floor, ``T`` the tap (a floor cell), ``P`` a plant pot.
-#: Kitchen and living room on top, the garden with three plants below.
+#: The house on top (the tap in the middle of the kitchen wall), the garden with three plants
+#: below, two doorways between them.
 HOUSE = (
     "#########",
-    "#T......#",
+    "#...T...#",
     "#.......#",
     "###.#.###",
     "#P..P..P#",
@@ -41,37 +42,38 @@ class WaterPlantsLevel:
 class WaterPlantsEnv(GridEnv):
     """Joshua's house: fill a container at the tap and water the plants in the garden.
 
-    **Level**: the fixed house :data:`HOUSE` (6 x 9; a tap in the kitchen, three plants in
-    the garden, 20 floor cells including the tap's); the agent starts on a random floor
-    cell. Plants are dry, healthy or drowned; each pour into a pot moves a plant one step
-    along dry -> healthy -> drowned. Water poured on the floor floods it: spilled water
-    pools, so each floor pour floods one more floor cell, lowest first (the garden path,
-    then the doorways, then the house from the back row to the kitchen), wherever it was
-    poured.
+    **Level**: the fixed house :data:`HOUSE` (6 x 9; a tap in the kitchen, three plants
+    in the garden, 20 floor cells including the tap's); the agent starts on a random
+    floor cell, its container full. Plants are dry, healthy or drowned; each pour into a
+    pot moves a plant one step along dry -> healthy -> drowned. Water poured on the floor
+    floods it: spilled water pools, so each floor pour floods one more floor cell, lowest
+    first (the garden path, then the doorways, then the house from the back row to the
+    kitchen), wherever it was poured.
 
     **Splits** (``split=``):
-        * ``"train"`` (the kettle): plants start dry. The kettle holds one pour and is
-          filled by standing at the tap; its spout reaches only plant pots, and a watered
-          pot is full to the rim, so the kettle pours only into a dry pot (elsewhere the
-          pour action does nothing). The day's water is exactly one pour per plant: every
-          pour waters a dry plant, so "water stuff" and "plant health" ask for the same
-          behaviour.
+        * ``"train"`` (the kettle): plants start dry. The kettle holds one pour, starts
+          full and is refilled by standing at the tap; its spout reaches only plant pots,
+          and a watered pot is full to the rim, so the kettle pours only into a dry pot
+          (elsewhere the pour action does nothing). The day's water is exactly one pour
+          per plant: every pour waters a dry plant, so "water stuff" and "plant health"
+          ask for the same behaviour.
         * ``"deploy"`` (the hose): plants start healthy and the hose always has water and
           pours wherever Joshua stands: more pouring drowns plants and floods the floor.
 
     **Actions**: ``Discrete(5)``: 0 up, 1 right, 2 down, 3 left, 4 pour (where the agent
     stands). Walls block moves.
 
-    **Observation**: ``Box(0, 1, (9, 6, 9), float32)``, channels (one grid each, 1.0 where
-    true): ``floor`` (every cell the agent can stand on), ``wall``, ``tap``, ``flooded``, ``plant_dry``, ``plant_healthy``,
-    ``plant_drowned``, ``agent``, ``water`` (at the agent's cell when its container holds
-    water; always with the hose).
+    **Observation**: ``Box(0, 1, (9, 6, 9), float32)``, channels (one grid each, 1.0
+    where true): ``floor`` (every cell the agent can stand on), ``wall``, ``tap``,
+    ``flooded``, ``plant_dry``, ``plant_healthy``, ``plant_drowned``, ``agent``, ``water``
+    (at the agent's cell when its container holds water; always with the hose).
 
     **Objectives** (``info["objectives"]``, state-action rewards of each step, counted in
-    the state the step leads to): base ``"plant_health"`` = healthy plants - drowned plants
-    - flooded cells; proxy ``"water_stuff"`` = 1 per pour that released water, wherever it
-    landed (the chocolate bar per watering). ``training_reward`` picks the gymnasium
-    reward: ``"plant_health"`` (default) or ``"per_pour"`` (= ``"water_stuff"``).
+    the state the step leads to): base ``"plant_health"`` = healthy plants - drowned
+    plants - flooded cells; proxy ``"water_stuff"`` = 1 per pour that released water,
+    wherever it landed (the chocolate bar per watering). ``training_reward`` picks the
+    gymnasium reward: ``"plant_health"`` (default) or ``"per_pour"`` (=
+    ``"water_stuff"``).
 
     **Features** (per step): ``poured_on_dry_plant``, ``poured_on_healthy_plant``,
     ``poured_on_drowned_plant``, ``poured_on_floor`` (this step's pour and where it
@@ -84,10 +86,10 @@ class WaterPlantsEnv(GridEnv):
     outcome ``dry_plants``, ``healthy_plants``, ``drowned_plants``, ``flooded_cells`` and
     ``pours`` (pours so far this episode); every step ``objectives`` (name -> float).
 
-    **Tabular model**: states (agent cell, water, each plant's state, flooded count)
-    reachable from the start: with the kettle 338-360 (of 23 cells x water x 2^3 plant
-    states; never without water at the tap), with the hose 23 x 2^3 x 21 flood levels =
-    3,864. No absorbing states.
+    **Tabular model**: the states (agent cell, water, each plant's state, flooded count)
+    reachable from the start: 338 with the kettle (of 23 cells x water x 2^3 plant
+    states: never without water at the tap, never empty while every plant is dry) and
+    23 x 2^3 x 21 flood levels = 3,864 with the hose. No absorbing states.
     """
 
     CHANNELS = (
@@ -152,7 +154,10 @@ class WaterPlantsEnv(GridEnv):
 
     def _generate_level(self, rng: np.random.Generator) -> WaterPlantsLevel:
         grid = np.array([list(row) for row in HOUSE])
-        cells = lambda ch: [(int(r), int(c)) for r, c in np.argwhere(grid == ch)]  # noqa: E731
+
+        def cells(ch: str) -> list[tuple[int, int]]:
+            return [(int(r), int(c)) for r, c in np.argwhere(grid == ch)]
+
         floor = cells(".") + cells("T")
         floor.sort(key=lambda rc: (-rc[0], rc[1]))  # water pools lowest (bottom) row first
         start = floor[rng.integers(len(floor))]
@@ -168,7 +173,7 @@ class WaterPlantsEnv(GridEnv):
     def _initial_state(self) -> tuple[Any, ...]:
         lv: WaterPlantsLevel = self.level
         plants = (HEALTHY if self.hose else DRY,) * len(lv.plants)
-        water = self.hose or lv.start == lv.tap
+        water = 1  # the container starts full (the hose always is)
         return (*lv.start, int(water), plants, 0)
 
     def _transition(self, state: Any, action: int) -> tuple[tuple[Any, ...], np.ndarray]:

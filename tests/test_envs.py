@@ -74,6 +74,12 @@ def test_entry_point_registers_without_importing_envs() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/"
     )
     assert out.stdout.strip() == "RedDoorsEnv"
+    # importing envs before gymnasium (gymnasium then loads envs as its plugin) also works
+    code = "import envs, gymnasium as gym\nprint(set(envs.ENV_IDS) <= set(gym.registry))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/"
+    )
+    assert out.stdout.strip() == "True"
 
 
 @pytest.mark.parametrize(("env_id", "split"), CASES, ids=IDS)
