@@ -1,0 +1,5 @@
+"""``python -m behavioral``: the same as the ``behavioral`` command."""
+
+from behavioral.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,120 @@
+"""Open written reports in headless Chromium: every image loads and the page is not blank.
+
+Skipped when Chromium is not installed (``.ci/run`` installs Debian's ``chromium``).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+from test_report import doors
+
+from behavioral import report as rp
+from behavioral.audit import audit_demonstrations
+from behavioral.sampling import sample_demonstrations
+from behavioral.tabular import soft_bellman
+
+CHROMIUM = shutil.which("chromium") or (
+    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+
+# Appended to a copy of the page: once everything has loaded, write one line per <img>
+# (its natural size) into the DOM, which --dump-dom then prints.
+PROBE = """
+<script>
+window.addEventListener("load", () => {
+  const out = document.createElement("pre");
+  out.id = "probe";
+  out.textContent = Array.from(document.images)
+    .map((img) => `img ${img.complete ? 1 : 0} ${img.naturalWidth} ${img.naturalHeight}`)
+    .join("\\n") + `\\nbody ${document.body.innerText.trim().length}`;
+  document.body.appendChild(out);
+});
+</script>
+"""
+
+
+def chromium(*args: str, user_dir: Path) -> subprocess.CompletedProcess[str]:
+    assert CHROMIUM is not None
+    return subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={user_dir}",
+            "--virtual-time-budget=10000",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("browser")
+    seeker = 5 * doors().objectives["right_door"]
+    audits = []
+    for split, same in (("train", True), ("deploy", False)):
+        m = doors(same=same)
+        _, _, pi = soft_bellman(m, seeker)
+        demos = sample_demonstrations(m, pi, 40, np.random.default_rng(7))
+        audits.append(audit_demonstrations(m, demos, metadata={"split": split}))
+    single = audits[1].save(root / "single")
+    comparison = rp.write_comparison_report(audits, root / "comparison")
+    return {"single": single / "report.html", "comparison": comparison / "report.html"}
+
+
+@pytest.mark.parametrize("which", ["single", "comparison"])
+def test_every_image_loads(reports: dict[str, Path], which: str, tmp_path: Path) -> None:
+    page = reports[which]
+    html = page.read_text(encoding="utf-8")
+    n_images = html.count("<img ")
+    assert n_images >= 3
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    proc = chromium("--dump-dom", probe.as_uri(), user_dir=tmp_path / "profile")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    match = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.S)
+    assert match, proc.stdout[-2000:]
+    lines = match.group(1).strip().splitlines()
+    images = [line.split() for line in lines if line.startswith("img ")]
+    assert len(images) == n_images
+    for _, complete, width, height in images:
+        assert complete == "1" and int(width) > 50 and int(height) > 50
+    body = int(lines[-1].split()[1])
+    assert body > 500  # the verdict, reason, table and captions are there as text
+
+
+def test_screenshot_is_not_blank(reports: dict[str, Path], tmp_path: Path) -> None:
+    shot = tmp_path / "shot.png"
+    proc = chromium(
+        "--window-size=1200,2000",
+        f"--screenshot={shot}",
+        reports["single"].as_uri(),
+        user_dir=tmp_path / "profile",
+    )
+    assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
+    img = matplotlib.image.imread(shot)[..., :3]
+    assert img.shape[0] >= 1000 and img.shape[1] >= 1000
+    # not blank: many distinct colours, and a good share of non-white pixels
+    non_white = np.mean(np.any(img < 0.95, axis=-1))
+    assert non_white > 0.05
+    colours = np.unique((img[::4, ::4] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
+    assert len(colours) > 50
