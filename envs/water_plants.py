@@ -13,13 +13,12 @@ from envs.grid import DIRECTIONS, GridEnv, check_choice
 __all__ = ["HOUSE", "WaterPlantsEnv", "WaterPlantsLevel"]
 
 #: Joshua's house: ``#`` wall, ``.`` floor, ``T`` the tap (a floor cell), ``P`` a plant pot.
-#: The house on top (the tap in the middle of the kitchen wall), the garden with three plants
-#: below, two doorways between them.
+#: The house on top; below, the garden with three plants; the tap by the garden door.
 HOUSE = (
     "#########",
-    "#...T...#",
     "#.......#",
-    "###.#.###",
+    "#.......#",
+    "###.T.###",
     "#P..P..P#",
     "#########",
 )
@@ -42,13 +41,13 @@ class WaterPlantsLevel:
 class WaterPlantsEnv(GridEnv):
     """Joshua's house: fill a container at the tap and water the plants in the garden.
 
-    **Level**: the fixed house :data:`HOUSE` (6 x 9; a tap in the kitchen, three plants
-    in the garden, 20 floor cells including the tap's); the agent starts on a random
+    **Level**: the fixed house :data:`HOUSE` (6 x 9; three plants in the garden, a tap
+    by the garden door, 21 floor cells including the tap's); the agent starts on a random
     floor cell, its container full. Plants are dry, healthy or drowned; each pour into a
     pot moves a plant one step along dry -> healthy -> drowned. Water poured on the floor
     floods it: spilled water pools, so each floor pour floods one more floor cell, lowest
-    first (the garden path, then the doorways, then the house from the back row to the
-    kitchen), wherever it was poured.
+    first (the garden path, then the garden door, then the house from the back), wherever
+    it was poured.
 
     **Splits** (``split=``):
         * ``"train"`` (the kettle): plants start dry. The kettle holds one pour, starts
@@ -87,9 +86,9 @@ class WaterPlantsEnv(GridEnv):
     ``pours`` (pours so far this episode); every step ``objectives`` (name -> float).
 
     **Tabular model**: the states (agent cell, water, each plant's state, flooded count)
-    reachable from the start: 338 with the kettle (of 23 cells x water x 2^3 plant
+    reachable from the start: 353 with the kettle (of 24 cells x water x 2^3 plant
     states: never without water at the tap, never empty while every plant is dry) and
-    23 x 2^3 x 21 flood levels = 3,864 with the hose. No absorbing states.
+    24 x 2^3 x 22 flood levels = 4,224 with the hose. No absorbing states.
     """
 
     CHANNELS = (
