@@ -74,6 +74,10 @@ class RedDoorsEnv(GridEnv):
     **Termination**: entering any door (``terminated``); ``max_steps`` (default 50) steps
     (``truncated``).
 
+    **Levels**: each reset draws ``level_seed`` from the env's ``np_random`` and builds the
+    level from ``numpy.random.default_rng(level_seed)``; ``reset(options={"level_seed":
+    k})`` rebuilds level ``k`` exactly (same split and constructor arguments).
+
     **Info**: at reset ``level_seed``, ``split``; every step ``objectives`` (name -> float)
     and ``outcome``, ``door_color``, which stay ``None`` until the episode ends, then:
     ``outcome`` = ``"exit"`` | ``"other_door"`` | ``"timeout"`` and ``door_color`` = the

@@ -81,6 +81,10 @@ class WaterPlantsEnv(GridEnv):
 
     **Termination**: none; episodes are truncated after ``max_steps`` (default 50).
 
+    **Levels**: each reset draws ``level_seed`` from the env's ``np_random`` and builds the
+    level from ``numpy.random.default_rng(level_seed)``; ``reset(options={"level_seed":
+    k})`` rebuilds level ``k`` exactly (same split and constructor arguments).
+
     **Info**: at reset ``level_seed``, ``split``; at reset and every step the running
     outcome ``dry_plants``, ``healthy_plants``, ``drowned_plants``, ``flooded_cells`` and
     ``pours`` (pours so far this episode); every step ``objectives`` (name -> float).
