@@ -431,10 +431,12 @@ def _write_index(
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         "<h1>behavioral demo: what are these policies trying to do?</h1>",
-        f"<p>Each policy of {esc(source)} was rolled out for {episodes} episodes (seed "
-        f"{seed}) on the <code>train</code> and <code>deploy</code> splits of its env, and "
+        f"<p>Policies: {esc(source)}. Each was rolled out for {episodes} episodes (seed "
+        f"{seed}) on the <code>train</code> and <code>deploy</code> splits of its env and "
         "audited: MaxEnt IRL recovers its behavioural objective, and each candidate objective "
-        "(the base objective and the proxies) is tested against the behaviour.</p>",
+        "(the base objective and the proxies) is tested against the behaviour. Pseudo-"
+        "alignment shows as <i>indistinguishable</i> on <code>train</code> (where the proxy "
+        "and the base objective coincide) and <i>proxy</i> on <code>deploy</code>.</p>",
         f'<p class="caveat"><b>Scope.</b> {esc(SCOPE_CAVEAT)}</p>',
         "<table><thead><tr><th>policy</th><th>env</th><th>split</th><th>verdict</th>"
         "<th>reason</th><th>report</th></tr></thead><tbody>",

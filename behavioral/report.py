@@ -834,6 +834,11 @@ def plot_split_comparison(
 # ============================================================================ figures of an audit
 
 
+def _count(shown: int, total: int) -> str:
+    unit = "episode" if total == 1 else "episodes"
+    return f"{total} {unit}" if shown == total else f"{shown} of {total} {unit}"
+
+
 def _levels_to_show(audit: Audit, max_levels: int) -> list[int]:
     counts = np.bincount([d.level for d in audit.demonstrations], minlength=len(audit.levels))
     order = sorted(range(len(counts)), key=lambda i: (-counts[i], i))
@@ -884,7 +889,7 @@ def _level_figure(audit: Audit, level: int) -> Figure:
                 paths,
                 grid_shape=layout.shape,
                 known_cells=layout.cells,
-                title=f"level {level}: {min(len(demos), 20)} of {len(demos)} episodes",
+                title=f"level {level}: {_count(min(len(demos), 20), len(demos))}",
                 ax=ax,
             )
         elif kind == "coverage":
@@ -1052,7 +1057,7 @@ def audit_figures(audit: Audit, *, max_levels: int = 3) -> tuple[dict[str, Figur
         figs[name] = _level_figure(audit, lvl)
         n = sum(1 for d in audit.demonstrations if d.level == lvl)
         captions[name] = (
-            f"Level {lvl} ({n} episodes): the level with trajectories, where the data goes, "
+            f"Level {lvl} ({n} episode{'s' if n != 1 else ''}): the level with trajectories, where the data goes, "
             "the base objective, each proxy and the recovered reward on the grid, and where "
             "the recovered reward parts from the base objective after EPIC canonicalisation."
         )
@@ -1081,6 +1086,8 @@ def _num(x: Any, digits: int = 3) -> str:
         return str(x)
     if not math.isfinite(v):
         return "n/a"
+    if abs(v) < 1e-12:  # round-off of an exact zero
+        return "0"
     return f"{v:.{digits}g}"
 
 
@@ -1494,15 +1501,17 @@ def write_comparison_report(
             md.append("|" + "---|" * len(head))
             md += ["| " + " | ".join(_md(c) for c in r) + " |" for r in rows]
             md.append("")
-        parts.append('<h2>Heatmaps of each split\'s most visited level</h2><div class="cols">')
+        parts.append("<h2>Heatmaps of each split's most visited level</h2>")
         for i, name in level_imgs:
-            cap = f"{labels[i]}: level heatmaps (trajectories, coverage, objectives, recovered reward, canonicalised difference)."
+            cap = (
+                f"{labels[i]}: the level with trajectories, the data's coverage, the objectives, "
+                "the recovered reward and where it parts from the base objective."
+            )
             captions[name] = cap
             parts.append(
-                f"<div><figure>{_img(images[name], name)}<figcaption>{_esc(cap)}</figcaption></figure></div>"
+                f"<figure>{_img(images[name], name)}<figcaption>{_esc(cap)}</figcaption></figure>"
             )
             md += [f"![{name}]({name})", "", _md(cap), ""]
-        parts.append("</div>")
         for name, data in images.items():
             _write_atomic(tmp / name, data)
         _write_atomic(tmp / "report.html", _page(title, "\n".join(parts)).encode("utf-8"))

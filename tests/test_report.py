@@ -329,3 +329,30 @@ def test_comparison_report_shows_both_splits(tmp_path) -> None:
     with pytest.raises(ValueError, match="at least two"):
         rp.write_comparison_report(audits[:1], tmp_path / "one")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_reddoors_level_is_rendered_and_the_exit_lights_up() -> None:
+    import gymnasium as gym
+
+    from behavioral.audit import audit
+    from behavioral.policies import SoftOptimalPolicy
+
+    env = gym.make("behavioral/RedDoors-v0", split="deploy")
+    result = audit(SoftOptimalPolicy("red_door", beta=5.0), env, episodes=4, seed=0, n_bootstrap=50)
+    level = result.demonstrations[0].level
+    model = result.levels[level]
+    frame = rp.level_frame(result, level)
+    assert frame is not None and frame.ndim == 3
+    _, rows, cols = model.observations.shape[1:]
+    assert frame.shape[0] % rows == 0 and frame.shape[1] % cols == 0
+    layout = rp.level_layout(model, (rows, cols))
+    assert layout.shape == (rows, cols)
+    exit_r = model.objectives["exit"]
+    s, a = np.argwhere(exit_r > 0)[0]
+    door = model.transitions[[s * model.n_actions + a]].indices[0]
+    r, c = layout.cells[door]
+    grid = rp.cell_values(model, exit_r, layout)
+    assert grid[r, c] == np.nanmax(grid) > 0
+    assert np.nanmin(grid) == 0.0
+    demos = [d for d in result.demonstrations if d.level == level]
+    assert rp.visitation(demos, layout).sum() == sum(d.states.shape[0] for d in demos)
