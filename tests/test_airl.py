@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -116,6 +118,7 @@ def test_airl_returns_per_level_state_rewards(env: gym.Env, dataset, levels) -> 
     # The log-likelihood is that of the soft-optimal policy of g: below 0, above the
     # impossible; and no better than the best an episode could get (0).
     assert np.isfinite(rec.log_likelihood) and rec.log_likelihood < 0
+    assert np.isfinite(rec.feature_gap) and rec.feature_gap >= 0
     assert 0.0 <= rec.disc_stats["disc_acc"] <= 1.0
 
 
@@ -138,13 +141,15 @@ def test_airl_rejects_bad_input(env: gym.Env, dataset, levels) -> None:
     models, lv = levels
     with pytest.raises(InvalidArgumentError, match="one round"):
         airl_irl(dataset, env, models, lv, seed=0, **{**TINY, "total_timesteps": 100})
+    with pytest.raises(InvalidArgumentError, match=">= 1"):
+        airl_irl(dataset, env, models, lv, seed=0, **{**TINY, "n_disc_updates_per_round": 0})
     with pytest.raises(InvalidModelError, match="observations"):
         airl_irl(dataset, env, [m.replace(observations=None) for m in models], lv, seed=0)
     with pytest.raises(InvalidDemonstrationError, match="level tags"):
         airl_irl(dataset, env, models, lv[:-1], seed=0)
 
 
-def test_audit_with_airl(env: gym.Env) -> None:
+def test_audit_with_airl(env: gym.Env, tmp_path) -> None:
     policy = SoftOptimalPolicy("exit", beta=5.0)
     result = audit(
         policy, env, episodes=12, method="airl", seed=0, method_kwargs=TINY, n_bootstrap=50
@@ -154,6 +159,10 @@ def test_audit_with_airl(env: gym.Env) -> None:
     assert set(result.table.index) == {"exit", "red_door"}
     assert np.all(np.isfinite(result.table["epic_to_recovered"]))
     assert result.verdict in ("aligned", "proxy", "indistinguishable", "unexplained")
+    out = result.save(tmp_path / "report")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["recovered"]["method"] == "airl"
+    assert summary["recovered"]["weights"] == {"airl_g": 1.0}
 
 
 @pytest.mark.slow

@@ -79,10 +79,11 @@ class AIRLRecoveredReward(RecoveredReward):
     of the learned ``g`` on each level's ``model.observations``; ``feature_names`` is
     ``("airl_g",)`` with ``weights == [1.0]`` (the reward is ``1.0 * g``);
     ``iterations`` counts adversarial rounds; ``converged`` is always False (adversarial
-    training has no convergence criterion); ``feature_gap`` is NaN; ``objective`` is the
-    last discriminator loss; ``log_likelihood`` the mean per-episode log-likelihood of
-    the demonstrated actions under the soft-optimal policy of ``g`` (temperature 1, the
-    models' horizon and discount).
+    training has no convergence criterion); ``objective`` is the last discriminator
+    loss; ``log_likelihood`` the mean per-episode log-likelihood of the demonstrated
+    actions under the soft-optimal policy of ``g`` (temperature 1, the models' horizon
+    and discount) and ``feature_gap`` the absolute difference between the
+    demonstrations' and that policy's expected return in ``g``.
 
     Attributes:
         reward_net: the trained state-only reward network ``g`` (imitation
@@ -290,7 +291,8 @@ def airl_irl(
             than the horizon.
         InvalidModelError: levels without observations or with different horizons,
             observations that do not match the env's observation space.
-        InvalidArgumentError: a budget too small for one adversarial round.
+        InvalidArgumentError: a budget too small for one adversarial round, or
+            non-positive sizes.
     """
     from imitation.algorithms.adversarial.airl import AIRL
     from imitation.data.wrappers import RolloutInfoWrapper
@@ -327,6 +329,11 @@ def airl_irl(
     gamma = float(models[0].discount if discount is None else discount)
     if not 0.0 < gamma <= 1.0:
         raise InvalidArgumentError(f"discount must be in (0, 1], got {discount!r}")
+    if n_envs < 1 or n_disc_updates_per_round < 1 or demo_batch_size < 1:
+        raise InvalidArgumentError(
+            "n_envs, n_disc_updates_per_round and demo_batch_size must be >= 1, got "
+            f"{n_envs}, {n_disc_updates_per_round}, {demo_batch_size}"
+        )
     ppo_cfg = {**PPO_DEFAULTS, **dict(ppo_kwargs or {})}
     steps_per_round = int(n_envs) * int(ppo_cfg["n_steps"])
     if total_timesteps < steps_per_round:
@@ -401,7 +408,7 @@ def airl_irl(
     for i, r in enumerate(rewards):
         if not np.all(np.isfinite(r)):
             raise InvalidModelError(f"AIRL's reward is not finite on level {i}")
-    ll = _mean_log_likelihood(dataset, models, levels, rewards)
+    ll, gap = _fit_summary(dataset, models, levels, rewards)
     return AIRLRecoveredReward(
         feature_names=("airl_g",),
         weights=np.ones(1),
@@ -409,7 +416,7 @@ def airl_irl(
         feature_mode="states",
         iterations=n_rounds,
         converged=False,
-        feature_gap=float("nan"),
+        feature_gap=gap,
         log_likelihood=ll,
         objective=float(stats.get("disc_loss", float("nan"))),
         l2=0.0,
@@ -437,19 +444,27 @@ def _rounds(n: int, progress_bar: bool) -> Any:
     return tqdm.tqdm(range(n), desc="AIRL round")
 
 
-def _mean_log_likelihood(
+def _fit_summary(
     dataset: Any,
     models: Sequence[TabularModel],
     levels: Sequence[int],
     rewards: Sequence[np.ndarray],
-) -> float:
-    """Mean per-episode log-likelihood of the demonstrated actions under softmax-optimal
-    play of ``rewards`` (temperature 1), NaN for datasets without state indices."""
+) -> tuple[float, float]:
+    """``(log_likelihood, feature_gap)`` of ``g`` as a one-feature MaxEnt reward.
+
+    ``log_likelihood``: mean per-episode log-likelihood of the demonstrated actions under
+    soft-optimal play of ``rewards`` (temperature 1). ``feature_gap``: the absolute
+    difference between the demonstrations' and that policy's expected (discounted)
+    return in ``g`` -- zero when the policy matches the demonstrations' occupancy of ``g``.
+    Both NaN for datasets without state indices.
+    """
     if getattr(dataset, "states", None) is None:
-        return float("nan")
+        return float("nan"), float("nan")
     demos = [_to_demo(d, lvl) for d, lvl in zip(dataset.demonstrations(), levels)]
     one_feature = [
         m.replace(features=r[:, None], feature_names=("airl_g",), objectives={}, base=None)
         for m, r in zip(models, rewards)
     ]
-    return MaxEntObjective(one_feature, demos).log_likelihood(np.ones(1))
+    problem = MaxEntObjective(one_feature, demos)
+    problem.value_and_grad(np.ones(1))
+    return problem.log_likelihood(np.ones(1)), float(problem.last_feature_gap)
