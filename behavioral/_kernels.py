@@ -267,9 +267,11 @@ def _backup_step(
     when ``r_is_sa`` else (S, 1). ``q_out`` (C-contiguous) is only written when
     ``keep_q``.
 
-    Per block of states: (1) ``p = discount * T v``; (2) ``p += r``, per-state max, copy
-    to Q, ``p -= max``; (3) ``p = exp(p)``, vectorised; (4) per-state totals and
-    normalisation; (5) ``V = max + log(total)``, vectorised.
+    Per block of states: (1) ``p = discount * T v``; (2) ``q = r + p``, stored in Q,
+    per-state max, ``p = q - max``; (3) ``p = exp(p)``, vectorised; (4) per-state totals
+    and normalisation; (5) ``V = max + log(total)``, vectorised. Four actions (grids)
+    get straight-line code for (2) and (4), which LLVM vectorises; the arithmetic, and
+    so the result, is the same bit for bit.
     """
     n_states, n_actions = p_out.shape
     p_flat = p_out.reshape(n_states * n_actions)
@@ -277,9 +279,12 @@ def _backup_step(
     r_col = 1 if r_is_sa else 0
     for s0 in range(0, n_states, _BLOCK):
         s1 = min(s0 + _BLOCK, n_states)
+        n = s1 - s0
         lo = s0 * n_actions
         hi = s1 * n_actions
         p_block = p_flat[lo:hi]
+        q_block = q_flat[lo:hi] if keep_q else q_flat[0:0]
+        r_block = reward[s0:s1]
         if last:
             for i in range(p_block.shape[0]):
                 p_block[i] = 0.0
@@ -287,30 +292,58 @@ def _backup_step(
             _expected_next(
                 width, idx, val, indptr, indices, data, v_next, lo, hi, discount, p_block
             )
-        for s in range(s0, s1):
-            qmax = -np.inf
-            for a in range(n_actions):
-                q = reward[s, a * r_col] + p_out[s, a]
-                p_out[s, a] = q
-                qmax = max(qmax, q)
-            qmax_buf[s - s0] = qmax
-        if keep_q:
-            q_block = q_flat[lo:hi]
-            for i in range(p_block.shape[0]):
-                q_block[i] = p_block[i]
-        for s in range(s0, s1):
-            qmax = qmax_buf[s - s0]
-            for a in range(n_actions):
-                p_out[s, a] -= qmax
+        if n_actions == 4:
+            for i in range(n):
+                b = 4 * i
+                q0 = r_block[i, 0] + p_block[b]
+                q1 = r_block[i, r_col] + p_block[b + 1]
+                q2 = r_block[i, 2 * r_col] + p_block[b + 2]
+                q3 = r_block[i, 3 * r_col] + p_block[b + 3]
+                qmax = max(max(q0, q1), max(q2, q3))
+                qmax_buf[i] = qmax
+                if keep_q:
+                    q_block[b] = q0
+                    q_block[b + 1] = q1
+                    q_block[b + 2] = q2
+                    q_block[b + 3] = q3
+                p_block[b] = q0 - qmax
+                p_block[b + 1] = q1 - qmax
+                p_block[b + 2] = q2 - qmax
+                p_block[b + 3] = q3 - qmax
+        else:
+            for i in range(n):
+                b = n_actions * i
+                qmax = -np.inf
+                for a in range(n_actions):
+                    q = r_block[i, a * r_col] + p_block[b + a]
+                    p_block[b + a] = q
+                    qmax = max(qmax, q)
+                qmax_buf[i] = qmax
+                for a in range(n_actions):
+                    if keep_q:
+                        q_block[b + a] = p_block[b + a]
+                    p_block[b + a] -= qmax
         _exp_inplace(p_block)
-        for s in range(s0, s1):
-            total = 0.0
-            for a in range(n_actions):
-                total += p_out[s, a]
-            inv = 1.0 / total
-            for a in range(n_actions):
-                p_out[s, a] *= inv
-            tot_buf[s - s0] = total
+        if n_actions == 4:
+            for i in range(n):
+                b = 4 * i
+                total = ((p_block[b] + p_block[b + 1]) + p_block[b + 2]) + p_block[b + 3]
+                inv = 1.0 / total
+                p_block[b] *= inv
+                p_block[b + 1] *= inv
+                p_block[b + 2] *= inv
+                p_block[b + 3] *= inv
+                tot_buf[i] = total
+        else:
+            for i in range(n):
+                b = n_actions * i
+                total = 0.0
+                for a in range(n_actions):
+                    total += p_block[b + a]
+                inv = 1.0 / total
+                for a in range(n_actions):
+                    p_block[b + a] *= inv
+                tot_buf[i] = total
         _finish_values(v_out, qmax_buf, tot_buf, s0, s1)
 
 
@@ -428,7 +461,13 @@ def check_policy_rows(pi):
 
 @numba.njit(**_OPTS)
 def _forward_step(width, idx, val, indptr, indices, data, p, d, d_next):
-    """``d_next = sum_{s,a} d[s] p[s,a] T[(s,a), :]``."""
+    """``d_next = sum_{s,a} d[s] p[s,a] T[(s,a), :]``.
+
+    Padded rows are scattered without testing ``w == 0`` (adding an exact zero to a
+    non-negative sum changes nothing); CSR rows skip zero weights. (The scatter is
+    written out here and in :func:`forward_features`: as a function, even with numba's
+    ``inline="always"``, it made the pass three times slower.)
+    """
     n_actions = p.shape[1]
     for j in range(d_next.shape[0]):  # (a loop: numba's slice assignment is slower)
         d_next[j] = 0.0
@@ -436,16 +475,24 @@ def _forward_step(width, idx, val, indptr, indices, data, p, d, d_next):
         ds = d[s]
         if ds == 0.0:
             continue
-        for a in range(n_actions):
-            w = ds * p[s, a]
-            if w == 0.0:
-                continue
-            row = s * n_actions + a
-            # d_next += w * T[row, :]  (written out: a call here costs more than the work)
-            if width > 0:
-                for k in range(row * width, (row + 1) * width):
+        row0 = s * n_actions
+        if width == 1 and n_actions == 4:
+            d_next[idx[row0]] += (ds * p[s, 0]) * val[row0]
+            d_next[idx[row0 + 1]] += (ds * p[s, 1]) * val[row0 + 1]
+            d_next[idx[row0 + 2]] += (ds * p[s, 2]) * val[row0 + 2]
+            d_next[idx[row0 + 3]] += (ds * p[s, 3]) * val[row0 + 3]
+        elif width > 0:
+            for a in range(n_actions):
+                w = ds * p[s, a]
+                j = (row0 + a) * width
+                for k in range(j, j + width):
                     d_next[idx[k]] += w * val[k]
-            else:
+        else:
+            for a in range(n_actions):
+                w = ds * p[s, a]
+                if w == 0.0:
+                    continue
+                row = row0 + a
                 for k in range(indptr[row], indptr[row + 1]):
                     d_next[indices[k]] += w * data[k]
 
@@ -528,24 +575,39 @@ def forward_features(indptr, indices, data, pi, d0, discount, feats, mode, out_m
                     out_mu[k] += gd * feats[s, k]
             elif mode == 2:
                 out_mu[s] += gd
-            for a in range(n_actions):
-                w = ds * p[s, a]
-                if w == 0.0:
-                    continue
-                row = s * n_actions + a
-                if mode == 1:
-                    gw = g * w
-                    for k in range(n_feats):
-                        out_mu[k] += gw * feats[row, k]
-                elif mode == 3:
-                    out_mu[row] += g * w
-                if more:
-                    if width > 0:
-                        for k in range(row * width, (row + 1) * width):
-                            nxt[idx[k]] += w * val[k]
-                    else:
-                        for k in range(indptr[row], indptr[row + 1]):
-                            nxt[indices[k]] += w * data[k]
+            elif mode == 1:
+                for a in range(n_actions):
+                    gw = g * (ds * p[s, a])
+                    if gw != 0.0:
+                        row = s * n_actions + a
+                        for k in range(n_feats):
+                            out_mu[k] += gw * feats[row, k]
+            else:
+                for a in range(n_actions):
+                    out_mu[s * n_actions + a] += g * (ds * p[s, a])
+            if not more:
+                continue
+            # nxt += sum_a ds p[s,a] T[(s,a), :], as in _forward_step
+            row0 = s * n_actions
+            if width == 1 and n_actions == 4:
+                nxt[idx[row0]] += (ds * p[s, 0]) * val[row0]
+                nxt[idx[row0 + 1]] += (ds * p[s, 1]) * val[row0 + 1]
+                nxt[idx[row0 + 2]] += (ds * p[s, 2]) * val[row0 + 2]
+                nxt[idx[row0 + 3]] += (ds * p[s, 3]) * val[row0 + 3]
+            elif width > 0:
+                for a in range(n_actions):
+                    w = ds * p[s, a]
+                    j = (row0 + a) * width
+                    for k in range(j, j + width):
+                        nxt[idx[k]] += w * val[k]
+            else:
+                for a in range(n_actions):
+                    w = ds * p[s, a]
+                    if w == 0.0:
+                        continue
+                    row = row0 + a
+                    for k in range(indptr[row], indptr[row + 1]):
+                        nxt[indices[k]] += w * data[k]
         tmp = cur
         cur = nxt
         nxt = tmp
