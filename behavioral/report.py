@@ -735,11 +735,14 @@ def plot_outcomes(
                 capsize=3,
                 lw=1,
             )
-            lim = max(abs(low[i]), abs(high[i]), abs(means[i]), 1e-9) * 1.15
+            lim = max(abs(low[i]), abs(high[i]), abs(means[i])) * 1.15
+            if not lim > 1e-9:  # all zero: a unit axis, not a 1e-11 one
+                lim = 1.0
             ax.set_xlim(
                 min(0.0, -lim if means[i] < 0 or low[i] < 0 else 0.0),
                 lim if high[i] > 0 else 0.05 * lim,
             )
+            ax.ticklabel_format(axis="x", useOffset=False, style="plain")
             ax.axvline(0, color="black", lw=0.8)
             ax.set_yticks([0])
             ax.set_yticklabels([str(names[i])], fontsize=8)

@@ -188,6 +188,10 @@ def test_rollout_then_irl(
     assert (workdir / "weights.json").read_text() == before
     res = call(capsys, "irl", str(dataset))
     assert res.returncode == 0 and json.loads(res.stdout)["weights"] == weights
+    (workdir / "weights.json").write_text("stale", encoding="utf-8")
+    res = call(capsys, "irl", str(dataset), "--out", "weights.json", "--force")
+    assert res.returncode == 0
+    assert json.loads((workdir / "weights.json").read_text())["weights"] == weights
     # rollout refuses an existing dataset directory without --force
     res = call(
         capsys,
