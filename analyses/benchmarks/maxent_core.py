@@ -9,7 +9,9 @@ Run:  python analyses/benchmarks/maxent_core.py [--quick]
    run on the same env, and the ratio. Horizons follow seals' registered CliffWorlds
    (``seals/CliffWorld7x4-v0``: 9, ``15x6``: 18, ``100x20``: 110, i.e. width +
    height / 2; imitation's MCE IRL has no horizon of its own, it uses the env's): 9, 50
-   and 110 here. Times are the best of several runs (the machine is shared).
+   and 110 here. Times are the best of several runs (the machine is shared). Both run
+   on one core: imitation's dense products go through BLAS, limited to one thread
+   (``--blas-threads`` to change); our kernels are single-threaded.
 2. Ours alone on a 300x300 four-action gridworld (90,000 states, horizon 600):
    ``soft_bellman`` + ``occupancy``, first call in the process ("cold": its 4.3 GB of
    outputs are fresh memory) and a second call ("warm"), with the process's user and
@@ -31,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 from imitation.algorithms import mce_irl
 from seals.diagnostics.cliff_world import CliffWorldEnv
+from threadpoolctl import threadpool_limits
 
 from behavioral.irl.maxent import Demonstration, MaxEntObjective
 from behavioral.tabular import TabularModel, from_seals, occupancy, soft_bellman
@@ -114,8 +117,11 @@ def straight_demo(side: int, horizon: int) -> Demonstration:
     return Demonstration(states=np.array(states), actions=np.array(actions))
 
 
-def bench_cliffworld(sizes: list[tuple[int, int, int]]) -> None:
-    print("1. CliffWorld: one IRL iteration (soft backup + occupancy), best of runs")
+def bench_cliffworld(sizes: list[tuple[int, int, int]], blas_threads: int) -> None:
+    print(
+        "1. CliffWorld: one IRL iteration (soft backup + occupancy), best of runs; "
+        f"imitation with {blas_threads} BLAS thread(s)"
+    )
     print(f"{'size':>8} {'S':>6} {'H':>4} {'imitation':>11} {'ours':>10} {'ratio':>7}")
     for width, height, horizon in sizes:
         env = CliffWorldEnv(width=width, height=height, horizon=horizon, use_xy_obs=False)
@@ -135,7 +141,8 @@ def bench_cliffworld(sizes: list[tuple[int, int, int]]) -> None:
         _, _, pi_ref = mce_irl.mce_partition_fh(env, reward=reward)
         assert np.max(np.abs(pi - pi_ref)) < 1e-9
         t_ours = best_of(ours, 30)
-        t_theirs = best_of(theirs, 3 if model.n_states > 1000 else 5)
+        with threadpool_limits(limits=blas_threads):
+            t_theirs = best_of(theirs, 3 if model.n_states > 1000 else 5)
         print(
             f"{f'{width}x{height}':>8} {model.n_states:>6} {horizon:>4} "
             f"{t_theirs * 1e3:>9.1f}ms {t_ours * 1e3:>8.2f}ms {t_theirs / t_ours:>6.0f}x"
@@ -153,14 +160,21 @@ def bench_grid(side: int, horizon: int) -> None:
     reward = np.zeros(S)
     reward[-1] = 1.0
     for label in ("cold", "warm"):
+        # cold: the first large allocation in this process, so every page of the outputs
+        # is touched for the first time; warm: right after the previous outputs were
+        # freed, as in a loop of iterations (the kernel hands the same pages back).
         with Timer() as t_sb:
-            _, _, pi = soft_bellman(model, reward)
+            V, Q, pi = soft_bellman(model, reward)
         with Timer() as t_occ:
             D = occupancy(model, pi)
         assert np.allclose(D.sum(axis=1), 1.0)
-        del pi, D
+        del V, Q, pi, D
         total = t_sb.wall + t_occ.wall
-        print(f"   {label}: soft_bellman {t_sb}  occupancy {t_occ}  total {total:.2f}s")
+        cpu = t_sb.user + t_sb.sys + t_occ.user + t_occ.sys
+        print(
+            f"   {label}: soft_bellman {t_sb}  occupancy {t_occ}  "
+            f"total {total:.2f}s wall, {cpu:.2f}s CPU"
+        )
 
 
 def bench_maxent_step(side: int, horizon: int) -> None:
@@ -194,10 +208,13 @@ def warm_up() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    parser.add_argument(
+        "--blas-threads", type=int, default=1, help="BLAS threads for imitation (default 1)"
+    )
     args = parser.parse_args()
 
     warm_up()
-    bench_cliffworld(CLIFF_SIZES_QUICK if args.quick else CLIFF_SIZES)
+    bench_cliffworld(CLIFF_SIZES_QUICK if args.quick else CLIFF_SIZES, args.blas_threads)
     side, horizon = GRID_QUICK if args.quick else GRID
     bench_grid(side, horizon)
     bench_maxent_step(side, horizon)
