@@ -235,6 +235,7 @@ class GridEnv(gym.Env[np.ndarray, np.int64]):
         self._t = 0
         self._model: TabularModel | None = None
         self._index: dict[Hashable, int] | None = None
+        self._layout_cache: dict[Hashable, tuple[TabularModel, dict[Hashable, int]]] = {}
 
     # ------------------------------------------------------------------ hooks
     def _generate_level(self, rng: np.random.Generator) -> Any:
@@ -260,6 +261,21 @@ class GridEnv(gym.Env[np.ndarray, np.int64]):
     def _cell(self, state: Hashable) -> tuple[int, int]:
         """Grid (row, col) of ``state`` for heatmaps."""
         raise NotImplementedError
+
+    def _start_states(self) -> list[Hashable]:
+        """Every start state the level's layout allows, in a canonical order.
+
+        The tabular model enumerates the states reachable from all of them, so levels that
+        differ only in where the agent starts share one state indexing (and one model, up
+        to its initial distribution). Default: the level's own start state only.
+        """
+        return [self._initial_state()]
+
+    def _layout_key(self) -> Hashable | None:
+        """A key under which the enumerated model can be reused for other levels with the
+        same layout (None: no reuse). Must determine the states, transitions, features
+        and observations completely."""
+        return None
 
     def _extra_info(self, state: Hashable, *, ended: bool, truncated: bool) -> dict[str, Any]:
         """Env-specific ``info`` entries after a step (or reset) that led to ``state``."""
@@ -383,8 +399,10 @@ class GridEnv(gym.Env[np.ndarray, np.int64]):
     def tabular_model(self) -> TabularModel:
         """The exact model of the level drawn by the last ``reset``.
 
-        States are those reachable from the start state (breadth-first; the start state is
-        index 0). Absorbing states (episode over) map to themselves with zero features.
+        States are those reachable from the level's possible start states (breadth-first
+        from :meth:`_start_states`, which come first), so levels that differ only in the
+        agent's start share their state indexing; ``initial_state_dist`` is one-hot on
+        this level's start. Absorbing states (episode over) map to themselves with zero features.
         ``features`` are (S, A, K) with ``feature_names = FEATURES``; ``objectives[name][s,
         a]`` equals ``info["objectives"][name]`` of ``step(a)`` in state ``s``;
         ``horizon = max_steps``; ``discount = 1``.
@@ -392,15 +410,30 @@ class GridEnv(gym.Env[np.ndarray, np.int64]):
         if self._state is None:
             raise gym.error.ResetNeeded("call reset() before tabular_model()")
         if self._model is None:
-            self._model, self._index = self._enumerate()
+            key = self._layout_key()
+            cached = None if key is None else self._layout_cache.get(key)
+            if cached is None:
+                cached = self._enumerate()
+                if key is not None:
+                    self._layout_cache.clear()  # keep one layout: models can be large
+                    self._layout_cache[key] = cached
+            model, index = cached
+            start = index[self._initial_state()]
+            if model.initial_state_dist[start] != 1.0:
+                init = np.zeros(model.n_states)
+                init[start] = 1.0
+                model = model.replace(initial_state_dist=init)
+            self._model, self._index = model, index
         return self._model
 
     def _enumerate(self) -> tuple[TabularModel, dict[Hashable, int]]:
         n_actions = int(self.action_space.n)
         n_feats = len(self.FEATURES)
-        start = self._initial_state()
-        index: dict[Hashable, int] = {start: 0}
-        states: list[Hashable] = [start]
+        starts = list(dict.fromkeys(self._start_states()))
+        if self._initial_state() not in starts:
+            starts.insert(0, self._initial_state())
+        index: dict[Hashable, int] = {s: i for i, s in enumerate(starts)}
+        states: list[Hashable] = list(starts)
         next_index: list[int] = []
         feats: list[np.ndarray] = []
         zeros = np.zeros(n_feats)
@@ -431,7 +464,7 @@ class GridEnv(gym.Env[np.ndarray, np.int64]):
             name: features @ self._weights[:, k] for k, name in enumerate(self.OBJECTIVES)
         }
         init = np.zeros(n_states)
-        init[0] = 1.0
+        init[index[self._initial_state()]] = 1.0
         model = TabularModel(
             transitions=transitions,
             initial_state_dist=init,

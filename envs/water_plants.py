@@ -174,10 +174,20 @@ class WaterPlantsEnv(GridEnv):
 
     # state = (row, col, water, plant states, flooded floor cells)
     def _initial_state(self) -> tuple[Any, ...]:
-        lv: WaterPlantsLevel = self.level
-        plants = (HEALTHY if self.hose else DRY,) * len(lv.plants)
+        return self._start_at(self.level.start)
+
+    def _start_at(self, cell: tuple[int, int]) -> tuple[Any, ...]:
+        plants = (HEALTHY if self.hose else DRY,) * len(self.level.plants)
         water = 1  # the container starts full (the hose always is)
-        return (*lv.start, int(water), plants, 0)
+        return (*cell, int(water), plants, 0)
+
+    def _start_states(self) -> list[tuple[Any, ...]]:
+        # Levels differ only in the start cell: enumerate from every floor cell, so all
+        # levels of a split share one state indexing and one model.
+        return [self._start_at(cell) for cell in self.level.floor]
+
+    def _layout_key(self) -> Any:
+        return (self.split, self.level.floor, self.level.plants, self.level.tap)
 
     def _transition(self, state: Any, action: int) -> tuple[tuple[Any, ...], np.ndarray]:
         lv: WaterPlantsLevel = self.level
