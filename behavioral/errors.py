@@ -101,3 +101,15 @@ class UnknownEnvError(BehavioralError, KeyError):
 
     def __str__(self) -> str:  # KeyError would show the repr of the message
         return str(self.args[0]) if self.args else ""
+
+
+class UnknownZooEntryError(BehavioralError, KeyError):
+    """No policy of that name in the zoo (``behavioral.zoo.ZOO``)."""
+
+    def __str__(self) -> str:  # KeyError would show the repr of the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ZooFileError(BehavioralError, OSError):
+    """A zoo entry's zip is missing from the package, or its saved metadata (env id,
+    split, env kwargs) is not the entry's."""

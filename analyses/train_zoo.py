@@ -1,0 +1,112 @@
+"""Regenerate the policy zoo shipped in ``behavioral/zoo/``.
+
+Every entry of :data:`behavioral.zoo.ZOO` is trained here with stable-baselines3 PPO (the
+base optimizer) on its env, split and training reward, with the fixed settings below:
+fixed seeds, one torch thread, ``DummyVecEnv`` copies seeded ``seed + i``. Re-running it
+on the same library versions reproduces the zips (SB3's zip also records the versions it
+was saved with).
+
+The proxies in the zoo are *learned*: ``reddoors-train`` only ever sees red exits and is
+never told about colour; ``waterplants-kettle`` only ever holds a kettle. Nothing here
+scripts what a policy does on the deploy split.
+
+    python analyses/train_zoo.py                 # every entry
+    python analyses/train_zoo.py reddoors-train  # some entries
+    python analyses/train_zoo.py --out /tmp/zoo  # somewhere else (default: the package)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+from behavioral.policies import train_ppo
+from behavioral.zoo import ZOO, ZOO_DIR
+
+#: PPO settings shared by every entry (SB3 defaults otherwise); entries override some.
+PPO_KWARGS: dict[str, Any] = {
+    "n_steps": 128,
+    "batch_size": 256,
+    "n_epochs": 4,
+    "learning_rate": 1e-3,
+    "gamma": 0.95,
+    "ent_coef": 0.01,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """PPO settings of one zoo entry (its env, split and kwargs come from ``ZOO``)."""
+
+    total_timesteps: int
+    seed: int = 0
+    n_envs: int = 8
+    ppo_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ppo_kwargs", {**PPO_KWARGS, **self.ppo_kwargs})
+
+
+CONFIGS: dict[str, TrainConfig] = {
+    "reddoors-train": TrainConfig(
+        total_timesteps=300_000, ppo_kwargs={"n_epochs": 10, "learning_rate": 5e-4}
+    ),
+    "reddoors-diverse": TrainConfig(
+        total_timesteps=300_000, ppo_kwargs={"n_epochs": 10, "learning_rate": 5e-4}
+    ),
+    "waterplants-kettle": TrainConfig(total_timesteps=300_000),
+    "waterplants-hose": TrainConfig(total_timesteps=300_000),
+}
+
+
+def train_entry(name: str, out: Path, *, progress_bar: bool = True) -> Path:
+    """Train zoo entry ``name`` with :data:`CONFIGS` and save it as ``out/<name>.zip``."""
+    entry, cfg = ZOO[name], CONFIGS[name]
+    path = out / f"{name}.zip"
+    train_ppo(
+        entry.env_id,
+        split=entry.split,
+        env_kwargs=entry.env_kwargs,
+        total_timesteps=cfg.total_timesteps,
+        seed=cfg.seed,
+        n_envs=cfg.n_envs,
+        progress_bar=progress_bar,
+        ppo_kwargs=cfg.ppo_kwargs,
+        save_path=path,
+        torch_threads=1,
+    )
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help=f"entries (default: all of {', '.join(ZOO)})")
+    parser.add_argument("--out", type=Path, default=ZOO_DIR, help="output directory")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args()
+    unknown = [n for n in args.names if n not in ZOO]
+    if unknown:
+        parser.error(f"unknown zoo entries {unknown}; known: {list(ZOO)}")
+    for name in args.names or list(ZOO):
+        entry, cfg = ZOO[name], CONFIGS[name]
+        print(
+            f"training {name}: PPO on {entry.env_id} split={entry.split} "
+            f"env_kwargs={dict(entry.env_kwargs)} training_reward={entry.training_reward!r} "
+            f"steps={cfg.total_timesteps} seed={cfg.seed} n_envs={cfg.n_envs} "
+            f"ppo_kwargs={cfg.ppo_kwargs}",
+            flush=True,
+        )
+        t0 = time.perf_counter()
+        path = train_entry(name, args.out, progress_bar=not args.no_progress)
+        print(
+            f"  wrote {path} ({path.stat().st_size / 1e6:.2f} MB) "
+            f"in {time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
