@@ -11,9 +11,15 @@ Index conventions (same as ``imitation.algorithms.mce_irl``):
 ``V[t, s]``, ``Q[t, s, a]``, ``pi[t, s, a]``, ``D[t, s]``; row ``s * A + a`` of the
 transition matrix is P(. | s, a).
 
-Where the time goes, and what is done about it (measured on a 300x300 grid, H=600):
+Where the time goes, and what is done about it (measured on a 300x300 grid, H=600,
+and CliffWorld 100x20; ``analyses/benchmarks/maxent_core.py``):
 
-- ``exp`` of every (t, s, a) dominated the backup. libm's scalar ``exp`` does not
+- In a fresh process most of the time is not arithmetic but the kernel's page faults on
+  the 4.3 GB of output arrays (V, Q, pi, D), reported as *system* time; on the
+  benchmark's VM they cost about 2 s per GB of never-touched memory. Nothing here
+  allocates per call beyond O(S*A) scratch, so this is the floor for fresh outputs
+  (callers that iterate, like MaxEnt IRL, preallocate and reuse ``pi`` and ``V``).
+- ``exp`` of every (t, s, a) dominated the arithmetic of the backup. libm's scalar ``exp`` does not
   vectorise under numba (no SVML), so :func:`_exp_nonpos` is a branch-free
   Cody-Waite + degree-13 polynomial ``exp`` (<= 1 ulp on [-708, 0]) that LLVM turns
   into SIMD code; the backup works on blocks of ``_BLOCK`` states so that the pass
@@ -187,14 +193,14 @@ def _padded_rows(indptr, indices, data, n_rows):
     """``(W, idx, val)``: T in ELL layout, or ``W = 0`` (and empty arrays) to keep CSR.
 
     When every row has exactly one entry (deterministic dynamics) the CSR arrays already
-    are the ELL layout with ``W = 1`` (only the indices are widened to int64).
+    are the ELL layout with ``W = 1`` (the indices are copied as int32).
     """
     width = _max_row_nnz(indptr, n_rows)
     if width == 1 and indptr[n_rows] == n_rows:
-        return 1, indices[:n_rows].astype(np.int64), data[:n_rows]
+        return 1, indices[:n_rows].astype(np.int32), data[:n_rows]
     if width > _MAX_ELL or width == 0:
-        return 0, np.zeros(0, np.int64), np.zeros(0)
-    idx = np.empty(n_rows * width, np.int64)
+        return 0, np.zeros(0, np.int32), np.zeros(0)
+    idx = np.empty(n_rows * width, np.int32)
     val = np.zeros(n_rows * width)
     for r in range(n_rows):
         j = r * width
