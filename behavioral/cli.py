@@ -394,6 +394,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 results,
                 tmp / name / "comparison",
                 links=[f"../{s}/report.html" for s in DEMO_SPLITS],
+                title=f"{name}: {' vs '.join(DEMO_SPLITS)}",
             )
         _write_index(tmp, rows, episodes=episodes, seed=args.seed, use_zoo=use_zoo)
         replace_dir(tmp, out)

@@ -1408,6 +1408,7 @@ def write_comparison_report(
     labels: Sequence[str] | None = None,
     overwrite: bool = False,
     links: Sequence[str | None] | None = None,
+    title: str | None = None,
 ) -> Path:
     """One policy's audits on several splits (e.g. ``train`` and ``deploy``) side by side.
 
@@ -1424,6 +1425,7 @@ def write_comparison_report(
         labels: a label per audit; default each audit's split.
         overwrite: replace an existing directory.
         links: optional relative link per audit to its full report (shown in the page).
+        title: the page title; default "<policy> on <env>: <label> vs <label>".
 
     Returns:
         The directory.
@@ -1466,10 +1468,12 @@ def write_comparison_report(
                 name = f"split{i}_level{shown[0]}.png"
                 images[name] = _png_bytes(_level_figure(a, shown[0]))
                 level_imgs.append((i, name))
-        title = (
-            f"{audits[0].metadata.get('policy') or 'policy'} on {audits[0].metadata.get('env_id') or 'levels'}: "
-            + " vs ".join(labels)
-        )
+        if title is None:
+            meta = audits[0].metadata
+            title = (
+                f"{meta.get('policy') or 'policy'} on {meta.get('env_id') or 'levels'}: "
+                + " vs ".join(labels)
+            )
         parts = [f"<h1>{_esc(title)}</h1>", '<div class="cols">']
         for i, (a, lab) in enumerate(zip(audits, labels)):
             link = ""

@@ -325,7 +325,9 @@ def test_comparison_report_shows_both_splits(tmp_path) -> None:
     assert [a["verdict"] for a in summary["audits"]] == [a.verdict for a in audits]
     with pytest.raises(FileExistsError):
         rp.write_comparison_report(audits, out)
-    rp.write_comparison_report(audits, out, overwrite=True)
+    rp.write_comparison_report(audits, out, overwrite=True, title="<seeker> & co")
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "<title>&lt;seeker&gt; &amp; co</title>" in page and "<seeker>" not in page
     with pytest.raises(ValueError, match="at least two"):
         rp.write_comparison_report(audits[:1], tmp_path / "one")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
