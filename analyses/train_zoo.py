@@ -57,8 +57,14 @@ CONFIGS: dict[str, TrainConfig] = {
     "reddoors-diverse": TrainConfig(
         total_timesteps=300_000, ppo_kwargs={"n_epochs": 10, "learning_rate": 5e-4}
     ),
-    "waterplants-kettle": TrainConfig(total_timesteps=300_000),
-    "waterplants-hose": TrainConfig(total_timesteps=300_000),
+    "waterplants-kettle": TrainConfig(
+        total_timesteps=400_000,
+        ppo_kwargs={"n_epochs": 10, "learning_rate": 5e-4, "gamma": 0.99},
+    ),
+    "waterplants-hose": TrainConfig(
+        total_timesteps=400_000,
+        ppo_kwargs={"n_epochs": 10, "learning_rate": 5e-4, "gamma": 0.99},
+    ),
 }
 
 
