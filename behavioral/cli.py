@@ -258,16 +258,33 @@ def make_env(env_id: str, split: str | None, kwargs: Mapping[str, Any] | None = 
         ) from None
 
 
-def _policy_env(spec: PolicySpec, env: str | None, split: str) -> Any:
-    """The env to run a policy in: ``--env``, or the one a zoo policy was trained in (with
-    its training env kwargs)."""
-    zoo_env, kwargs = _zoo_env_kwargs(spec.value) if spec.kind == "zoo" else (None, {})
-    if env is None:
-        if zoo_env is None:
-            raise CLIError("--env is required for this policy (e.g. behavioral/RedDoors-v0)")
-        return make_env(zoo_env, split, kwargs)
-    env_id = _env_id(env)
-    made = make_env(env_id, split, kwargs if env_id == zoo_env else None)
+def _policy_and_env(
+    spec: PolicySpec, env: str | None, split: str | None, extra: Mapping[str, Any] | None
+) -> tuple[Any, Any]:
+    """The policy a spec names and the env to run it in.
+
+    The env is ``--env``, or else the one the policy was trained in (a zoo entry's, or the
+    ``behavioral_metadata`` a zip saved by ``behavioral train`` carries); in the env it was
+    trained in, its training env kwargs (e.g. the level size) are reused. ``--env-kwarg``
+    values override them. The split defaults to ``train``.
+    """
+    policy = load_policy(spec)
+    trained_env: str | None = None
+    trained_kwargs: dict[str, Any] = {}
+    if spec.kind == "zoo":
+        trained_env, trained_kwargs = _zoo_env_kwargs(spec.value)
+    elif spec.kind == "file":
+        meta = getattr(policy, "behavioral_metadata", None) or {}
+        if isinstance(meta, Mapping) and isinstance(meta.get("env_id"), str):
+            trained_env = meta["env_id"]
+            saved = meta.get("env_kwargs") or {}
+            trained_kwargs = {k: v for k, v in dict(saved).items() if k != "split"}
+    env_id = _env_id(env) if env is not None else trained_env
+    if env_id is None:
+        raise CLIError("--env is required for this policy (e.g. behavioral/RedDoors-v0)")
+    kwargs = dict(trained_kwargs) if env_id == trained_env else {}
+    kwargs.update(extra or {})
+    made = make_env(env_id, split or "train", kwargs)
     if spec.kind == "planner":  # a planner's objective must be one the env declares
         from behavioral.errors import UnknownObjectiveError
         from behavioral.policies import env_tabular_model
@@ -278,7 +295,7 @@ def _policy_env(spec: PolicySpec, env: str | None, split: str) -> Any:
             raise UnknownObjectiveError(
                 f"planner objective {spec.value!r} is not among the env's objectives {names}"
             )
-    return made
+    return policy, made
 
 
 def _check_out(path: Path, force: bool) -> None:
@@ -309,7 +326,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
         path = Path(args.dataset)
         if not path.exists():
             raise FileNotFoundError(f"dataset directory not found: {path}")
-        env = make_env(_env_id(args.env), args.split) if args.env else None
+        env = None
+        if args.env is not None:
+            env = make_env(_env_id(args.env), args.split, dict(args.env_kwarg or []))
         result = run_audit(str(path), env, method=args.method, seed=args.seed, **kwargs)
     else:
         if args.policy is None:
@@ -317,8 +336,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 "pass --policy (zoo:NAME, planner:OBJECTIVE, random or a .zip) or --dataset"
             )
         spec = PolicySpec.parse(args.policy)
-        env = _policy_env(spec, args.env, args.split)
-        policy = load_policy(spec)
+        policy, env = _policy_and_env(spec, args.env, args.split, dict(args.env_kwarg or []))
         result = run_audit(
             policy,
             env,
@@ -505,8 +523,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_out(out, args.force)
     spec = PolicySpec.parse(args.policy)
-    env = _policy_env(spec, args.env, args.split)
-    policy = load_policy(spec)
+    policy, env = _policy_and_env(spec, args.env, args.split, dict(args.env_kwarg or []))
     dataset = rollout(
         policy,
         env,
@@ -711,8 +728,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--split",
-        default="train",
-        help="the env's level distribution: train or deploy (default: %(default)s)",
+        default=None,
+        help="the env's level distribution: train or deploy (default: train; for --dataset, "
+        "the dataset's)",
+    )
+    p.add_argument(
+        "--env-kwarg",
+        type=_env_kwarg,
+        action="append",
+        metavar="KEY=VALUE",
+        help="extra env argument, e.g. size=7 (repeatable; zoo policies and zips from "
+        "'behavioral train' default to the env arguments they were trained with)",
     )
     p.add_argument(
         "--episodes",
@@ -747,7 +773,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--env", help=env_help + "; default for zoo policies: the env they were trained in"
     )
-    p.add_argument("--split", default="train", help="train or deploy (default: %(default)s)")
+    p.add_argument("--split", default=None, help="train or deploy (default: train)")
+    p.add_argument(
+        "--env-kwarg",
+        type=_env_kwarg,
+        action="append",
+        metavar="KEY=VALUE",
+        help="extra env argument (repeatable)",
+    )
     p.add_argument(
         "--episodes", type=_positive_int, default=100, help="episodes (default: %(default)s)"
     )

@@ -1070,6 +1070,15 @@ def audit_figures(audit: Audit, *, max_levels: int = 3) -> tuple[dict[str, Figur
 # ============================================================================ text
 
 
+def _sentence(text: str) -> str:
+    """``text`` with a capital first letter and a final full stop."""
+    text = text.strip()
+    if not text:
+        return text
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def _esc(x: Any) -> str:
     return html.escape(str(x), quote=True)
 
@@ -1236,7 +1245,7 @@ def _verdict_html(audit: Audit) -> str:
     return (
         f'<p><span class="verdict" style="background:{color}">{_esc(audit.verdict.upper())}</span>'
         f"{proxy}</p>\n"
-        f'<p class="reason">{_esc(audit.reason[:1].upper() + audit.reason[1:])}.</p>\n'
+        f'<p class="reason">{_esc(_sentence(audit.reason))}</p>\n'
         f'<p class="meaning">{_esc(VERDICT_MEANING.get(audit.verdict, ""))}</p>\n'
     )
 
@@ -1287,7 +1296,7 @@ def report_markdown(audit: Audit, figure_names: Sequence[str], captions: Mapping
     lines = [f"# {_md(_title(audit))}", ""]
     proxy = f" (proxy: `{_md(audit.proxy)}`)" if audit.proxy else ""
     lines += [f"**Verdict: {audit.verdict.upper()}**{proxy}", ""]
-    lines += [_md(audit.reason[:1].upper() + audit.reason[1:]) + ".", ""]
+    lines += [_md(_sentence(audit.reason)), ""]
     lines += [f"_{_md(VERDICT_MEANING.get(audit.verdict, ''))}_", ""]
     lines += [f"> **Scope.** {_md(SCOPE_CAVEAT)}", ""]
     lines += [f"**Coverage used.** {_md(_coverage_text(audit))}", ""]
@@ -1489,7 +1498,12 @@ def write_comparison_report(
         md = [f"# {_md(title)}", ""]
         for a, lab in zip(audits, labels):
             proxy = f" (proxy: `{_md(a.proxy)}`)" if a.proxy else ""
-            md += [f"## {_md(lab)}: **{a.verdict.upper()}**{proxy}", "", _md(a.reason) + ".", ""]
+            md += [
+                f"## {_md(lab)}: **{a.verdict.upper()}**{proxy}",
+                "",
+                _md(_sentence(a.reason)),
+                "",
+            ]
         md += [
             f"> **Scope.** {_md(SCOPE_CAVEAT)}",
             "",

@@ -274,3 +274,32 @@ def test_demo_writes_the_report_directory(tmp_path: Path) -> None:
     assert index.count("<img ") == 4
     proc = run("demo", "--fast", "--episodes", "3", "--out", "demo", cwd=tmp_path)
     assert_one_line_error(proc, "exists")
+
+
+def test_train_then_audit_the_zip_in_the_env_it_was_trained_in(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ("train", "--env", "reddoors", "--env-kwarg", "size=5", "--timesteps", "64")
+    proc = run(*args, "--n-envs", "1", "--out", "tiny", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert (workdir / "tiny.zip").is_file()
+    assert_one_line_error(run(*args, "--out", "tiny.zip", cwd=workdir), "exists")
+    monkeypatch.chdir(workdir)
+    # no --env: the zip's metadata names the env and its size
+    res = call(
+        capsys,
+        "audit",
+        "--policy",
+        "tiny.zip",
+        "--split",
+        "deploy",
+        "--episodes",
+        "3",
+        "--fast",
+        "--out",
+        "tiny-report",
+    )
+    assert res.returncode == 0, res.stderr
+    meta = json.loads((workdir / "tiny-report" / "summary.json").read_text())["metadata"]
+    assert meta["env_id"] == RED and meta["env_kwargs"]["size"] == 5
+    assert meta["split"] == "deploy"
