@@ -21,6 +21,10 @@ Run:  python analyses/benchmarks/maxent_core.py [--quick]
    fused with feature expectations), via ``MaxEntObjective.value_and_grad``.
 
 ``--quick`` runs the same code at small sizes (a smoke test, used by the test suite).
+``--memory-floor`` only allocates and zero-fills arrays of the grid's output shapes in a
+fresh process: the cost of first-touching that much memory, which no implementation
+returning those arrays can avoid (run it in its own process: freed memory comes back
+cheaper for a few seconds).
 """
 
 from __future__ import annotations
@@ -205,6 +209,16 @@ def bench_maxent_step(side: int, horizon: int) -> None:
     print(f"   (building the objective: {t_init.wall:.2f}s)")
 
 
+def memory_floor(side: int, horizon: int) -> None:
+    S, A, H = side * side, 4, horizon
+    with Timer() as t:
+        arrays = [np.empty((H, S)), np.empty((H, S, A)), np.empty((H, S, A)), np.empty((H + 1, S))]
+        for arr in arrays:
+            arr.fill(0.0)
+    gb = sum(arr.nbytes for arr in arrays) / 1e9
+    print(f"np.empty + fill of the {side}x{side} grid's output shapes ({gb:.1f} GB): {t}")
+
+
 def warm_up() -> None:
     """Compile (or load from numba's cache) every kernel before timing anything."""
     model = grid_model(4, 3)
@@ -222,11 +236,19 @@ def main() -> None:
     parser.add_argument(
         "--blas-threads", type=int, default=1, help="BLAS threads for imitation (default 1)"
     )
+    parser.add_argument(
+        "--memory-floor",
+        action="store_true",
+        help="only time allocating and filling the grid's output shapes, then exit",
+    )
     args = parser.parse_args()
 
+    side, horizon = GRID_QUICK if args.quick else GRID
+    if args.memory_floor:
+        memory_floor(side, horizon)
+        return
     warm_up()
     bench_cliffworld(CLIFF_SIZES_QUICK if args.quick else CLIFF_SIZES, args.blas_threads)
-    side, horizon = GRID_QUICK if args.quick else GRID
     bench_grid(side, horizon)
     bench_maxent_step(side, horizon)
 
