@@ -117,7 +117,7 @@ def test_fit_beats_true_reward_in_likelihood() -> None:
     true_theta = np.array([3.0, 0.5, -1.0])
     reward = model.features @ true_theta
     demos = demos_of(model, reward, 300, seed=2)
-    res = maxent_irl(model, demos)
+    res = maxent_irl(model, demos, l2=0.0)
     problem = MaxEntObjective([model], demos)
     assert res.converged and res.feature_gap < 1e-5
     assert res.log_likelihood >= problem.log_likelihood(true_theta) - 1e-9
@@ -209,7 +209,7 @@ def test_accepts_imitation_trajectories_of_state_indices() -> None:
 def test_l2_shrinks_weights() -> None:
     model = corridor()
     demos = demos_of(model, model.features @ np.array([2.0, 0.5, -1.0]), 50, seed=7)
-    free = maxent_irl(model, demos)
+    free = maxent_irl(model, demos, l2=0.0)
     reg = maxent_irl(model, demos, l2=1.0)
     assert np.linalg.norm(reg.weights) < np.linalg.norm(free.weights)
 
@@ -250,3 +250,24 @@ def test_incompatible_models_raise() -> None:
         maxent_irl([corridor(), other], demos)
     with pytest.raises(InvalidModelError, match="no features"):
         maxent_irl(corridor().replace(features=None, feature_names=()), demos)
+
+
+def test_cross_validated_l2() -> None:
+    from behavioral.irl.maxent import select_l2
+
+    model = cliff()
+    reward = np.asarray(model.objectives["reward"], dtype=float)
+    demos = demos_of(model, reward, 60, seed=12)
+    table = select_l2([model], demos, features="states", grid=(1e-3, 0.1, 10.0), folds=3)
+    assert list(table.index) == [10.0, 0.1, 1e-3]
+    assert table.attrs["selected"] in (1e-3, 0.1, 10.0)
+    # A huge penalty flattens the reward: its held-out likelihood is not the best.
+    assert table.loc[10.0, "heldout_ll"] < table["heldout_ll"].max()
+    res = maxent_irl(
+        model, demos, features="states", l2="cv", cv_grid=(1e-3, 0.1, 10.0), cv_folds=3
+    )
+    assert res.l2 == table.attrs["selected"]
+    with pytest.raises(ValueError, match="folds"):
+        select_l2([model], demos[:2], features="states", folds=5)
+    with pytest.raises(ValueError, match="'cv'"):
+        maxent_irl(model, demos, l2="auto")

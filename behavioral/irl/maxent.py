@@ -44,7 +44,14 @@ from behavioral import _kernels
 from behavioral.errors import InvalidDemonstrationError, InvalidModelError
 from behavioral.tabular import TabularModel, absorbing_states
 
-__all__ = ["Demonstration", "MaxEntObjective", "RecoveredReward", "fit_objective", "maxent_irl"]
+__all__ = [
+    "Demonstration",
+    "MaxEntObjective",
+    "RecoveredReward",
+    "fit_objective",
+    "maxent_irl",
+    "select_l2",
+]
 
 FeatureMode = Literal["model", "states", "state_actions"]
 
@@ -522,10 +529,13 @@ def maxent_irl(
     levels: Sequence[int] | None = None,
     *,
     features: FeatureMode = "model",
-    l2: float = 0.0,
+    l2: float | Literal["cv"] = 1e-3,
     init: np.ndarray | None = None,
     max_iter: int = 1000,
     gtol: float = 1e-8,
+    cv_folds: int = 5,
+    cv_grid: Sequence[float] = (1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0),
+    seed: int = 0,
 ) -> RecoveredReward:
     """Fit a linear reward to demonstrations by maximum-causal-entropy IRL.
 
@@ -538,14 +548,23 @@ def maxent_irl(
             a :class:`Demonstration`'s own ``level``, else 0).
         features: ``"model"`` (linear in ``model.features``), ``"states"`` (one-hot:
             a per-state reward) or ``"state_actions"`` (one-hot state-action reward).
-        l2: L2 regularisation coefficient (makes the optimum unique; useful for one-hot
-            features, where unvisited states otherwise drift to -inf).
+        l2: L2 regularisation coefficient. The default 1e-3 keeps the problem well
+            posed: without it the optimum may not exist (with stochastic dynamics a
+            finite sample's feature counts can lie outside what any policy achieves in
+            expectation, and the weights then diverge), and with one-hot features
+            unvisited states drift to -inf. Use 0 for the exact maximum-likelihood fit,
+            or ``"cv"`` to choose it from ``cv_grid`` by ``cv_folds``-fold
+            cross-validation of the held-out demonstrations' log-likelihood (the
+            largest coefficient within one standard error of the best is taken), then
+            refit on all demonstrations.
         init: initial weights (K,), default zeros.
         max_iter: L-BFGS iteration limit.
         gtol: L-BFGS projected-gradient tolerance.
+        cv_folds, cv_grid: cross-validation folds and candidate coefficients (``l2="cv"``).
+        seed: seeds the assignment of demonstrations to folds (``l2="cv"``).
 
     Returns:
-        A :class:`RecoveredReward`.
+        A :class:`RecoveredReward` (with ``l2`` the coefficient used).
 
     Raises:
         InvalidModelError: models that cannot share a reward (actions, horizon, discount
@@ -565,8 +584,74 @@ def maxent_irl(
             f"{len(levels)} level tags for {len(demos_in)} demonstrations"
         )
     demos = [_to_demo(d, int(lvl)) for d, lvl in zip(demos_in, levels)]
-    problem = MaxEntObjective(model_list, demos, features=features, l2=l2)
+    if isinstance(l2, str):
+        if l2 != "cv":
+            raise ValueError(f"l2 must be a number or 'cv', got {l2!r}")
+        l2 = select_l2(
+            model_list,
+            demos,
+            features=features,
+            grid=cv_grid,
+            folds=cv_folds,
+            seed=seed,
+            max_iter=max_iter,
+            gtol=gtol,
+        ).attrs["selected"]
+    problem = MaxEntObjective(model_list, demos, features=features, l2=float(l2))
     return fit_objective(problem, init=init, max_iter=max_iter, gtol=gtol, t0=t0)
+
+
+def select_l2(
+    models: Sequence[TabularModel],
+    demonstrations: Sequence[Demonstration],
+    *,
+    features: FeatureMode = "model",
+    grid: Sequence[float] = (1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0),
+    folds: int = 5,
+    seed: int = 0,
+    max_iter: int = 1000,
+    gtol: float = 1e-8,
+) -> Any:
+    """Cross-validate the L2 coefficient by held-out log-likelihood.
+
+    Demonstrations are split at random (``seed``) into ``folds`` folds; for each
+    coefficient, a fit on all folds but one scores the held-out episodes' log-likelihood.
+
+    Returns:
+        A pandas DataFrame, one row per coefficient (mean and standard error of the
+        held-out log-likelihood per episode), with ``.attrs["selected"]``: the largest
+        coefficient whose mean is within one standard error of the best (the usual
+        one-standard-error rule, which prefers the simpler, more regularised reward).
+    """
+    import pandas as pd
+
+    demos = list(demonstrations)
+    n = len(demos)
+    if not 2 <= folds <= n:
+        raise ValueError(f"need 2 <= folds <= number of demonstrations ({n}), got {folds}")
+    if not grid or any((not np.isfinite(g)) or g < 0 for g in grid):
+        raise ValueError(f"cv_grid must be non-negative numbers, got {grid!r}")
+    assign = np.random.default_rng(seed).permutation(n) % folds
+    coefs = sorted({float(g) for g in grid}, reverse=True)
+    per_episode = np.empty((len(coefs), n))
+    for k in range(folds):
+        train = [d for d, f in zip(demos, assign) if f != k]
+        test_idx = np.flatnonzero(assign == k)
+        test = MaxEntObjective(models, [demos[i] for i in test_idx], features=features)
+        init = None
+        for row, coef in enumerate(coefs):  # strongest first: warm starts move outwards
+            problem = MaxEntObjective(models, train, features=features, l2=float(coef))
+            res = fit_objective(problem, init=init, max_iter=max_iter, gtol=gtol)
+            init = res.weights
+            per_episode[row, test_idx] = test.episode_log_likelihoods(res.weights)
+    mean = per_episode.mean(axis=1)
+    sem = per_episode.std(axis=1, ddof=1) / np.sqrt(n)
+    best = int(np.argmax(mean))
+    ok = [i for i in range(len(coefs)) if mean[i] >= mean[best] - sem[best]]
+    selected = max(coefs[i] for i in ok)
+    table = pd.DataFrame({"l2": coefs, "heldout_ll": mean, "sem": sem}).set_index("l2")
+    table.attrs["selected"] = float(selected)
+    return table
 
 
 def fit_objective(
