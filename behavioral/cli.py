@@ -50,6 +50,12 @@ DEMO_PLANNERS = (
     ("planner-water-stuff", "behavioral/WaterPlants-v0", "water_stuff"),
     ("planner-plant-health", "behavioral/WaterPlants-v0", "plant_health"),
 )
+_PLANNER_ROLE = {
+    "red_door": "the proxy: pseudo-aligned by construction, since on train the exit is the red door",
+    "exit": "the base objective: robustly aligned by construction",
+    "water_stuff": "the proxy (a reward per pour, wherever the water lands)",
+    "plant_health": "the base objective: robustly aligned by construction",
+}
 DEMO_SPLITS = ("train", "deploy")
 PLANNER_BETA = 5.0
 
@@ -358,17 +364,21 @@ def cmd_audit(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- demo
 
 
-def _demo_jobs() -> tuple[list[tuple[str, str, Any]], bool]:
-    """(name, env id, policy) of every policy the demo audits, and whether they are the zoo's.
-
-    The zoo is used when every one of its demo policies loads; otherwise planners.
+def _demo_jobs() -> tuple[list[tuple[str, str, Any, str]], bool]:
+    """(name, env id, policy, description) of every policy the demo audits, and whether
+    they are the zoo's. The zoo is used when every one of its demo policies loads;
+    otherwise planners.
     """
     from behavioral.errors import BehavioralError
 
     loader = _zoo_loader()
     if loader is not None:
         try:
-            return [(name, env_id, loader(name)) for name, env_id in DEMO_ZOO], True
+            jobs = []
+            for name, env_id in DEMO_ZOO:
+                policy = loader(name)
+                jobs.append((name, env_id, policy, _zoo_description(name)))
+            return jobs, True
         except (BehavioralError, OSError, KeyError, ValueError) as err:
             sys.stderr.write(f"behavioral: the policy zoo cannot be loaded: {_one_line(err)}\n")
     sys.stderr.write(
@@ -376,10 +386,25 @@ def _demo_jobs() -> tuple[list[tuple[str, str, Any]], bool]:
         f"(Boltzmann-rational, beta={PLANNER_BETA:g}) for each objective instead\n"
     )
     jobs = [
-        (name, env_id, load_policy(PolicySpec("planner", objective, PLANNER_BETA)))
+        (
+            name,
+            env_id,
+            load_policy(PolicySpec("planner", objective, PLANNER_BETA)),
+            f"a Boltzmann-rational planner (beta={PLANNER_BETA:g}) for {objective!r}, "
+            f"{_PLANNER_ROLE[objective]}",
+        )
         for name, env_id, objective in DEMO_PLANNERS
     ]
     return jobs, False
+
+
+def _zoo_description(name: str) -> str:
+    try:
+        from behavioral.zoo import ZOO
+    except ImportError:
+        return ""
+    entry = ZOO.get(name)
+    return str(getattr(entry, "description", "")) if entry is not None else ""
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -398,7 +423,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         os.chmod(tmp, 0o755)
         bar = _progress([(j, s) for j in jobs for s in DEMO_SPLITS], desc="auditing", unit="audit")
         audits: dict[str, list[Any]] = {}
-        for (name, env_id, policy), split in bar:
+        for (name, env_id, policy, _), split in bar:
             bar.set_postfix_str(f"{name} on {split}")
             zoo_env, env_kwargs = _zoo_env_kwargs(name) if use_zoo else (None, {})
             env = make_env(zoo_env or env_id, split, env_kwargs)
@@ -414,7 +439,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 links=[f"../{s}/report.html" for s in DEMO_SPLITS],
                 title=f"{name}: {' vs '.join(DEMO_SPLITS)}",
             )
-        _write_index(tmp, rows, episodes=episodes, seed=args.seed, use_zoo=use_zoo)
+        descriptions = {name: text for name, _, _, text in jobs}
+        _write_index(tmp, rows, descriptions, episodes=episodes, seed=args.seed, use_zoo=use_zoo)
         replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -429,6 +455,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _write_index(
     directory: Path,
     rows: Sequence[tuple[str, str, str, Any]],
+    descriptions: Mapping[str, str],
     *,
     episodes: int,
     seed: int,
@@ -489,8 +516,11 @@ def _write_index(
     for name in dict.fromkeys(r[0] for r in rows):
         glance = directory / name / "comparison" / "glance.png"
         data = base64.b64encode(glance.read_bytes()).decode("ascii")
+        about = descriptions.get(name, "")
         parts.append(
-            f"<h2>{esc(name)}: train vs deploy</h2><figure>"
+            f"<h2>{esc(name)}: train vs deploy</h2>"
+            + (f"<p>{esc(about)}</p>" if about else "")
+            + "<figure>"
             f'<img src="data:image/png;base64,{data}" alt="{esc(name)} at a glance">'
             f'<figcaption><a href="{esc(name)}/comparison/report.html">side-by-side report</a>'
             "</figcaption></figure>"
@@ -498,6 +528,7 @@ def _write_index(
         md += [
             f"## {name}: train vs deploy",
             "",
+            *([descriptions[name], ""] if descriptions.get(name) else []),
             f"![{name}]({name}/comparison/glance.png)",
             "",
             f"[side-by-side report]({name}/comparison/report.md)",
