@@ -206,7 +206,15 @@ def make_cases(config: Config) -> list[Case]:
         _, base, proxies = ENVS[env]
         for split in config.splits:
 
-            def add(name: str, kind: str, pursues: str | None, make: Callable[[], Any]) -> None:
+            def add(
+                name: str,
+                kind: str,
+                pursues: str | None,
+                make: Callable[[], Any],
+                env: str = env,
+                split: str = split,
+                base: str = base,
+            ) -> None:
                 expected, proxy = _truth(env, split, pursues, base)
                 cases.append(Case(name, env, split, kind, pursues, make, expected, proxy))
 
@@ -233,7 +241,7 @@ def make_cases(config: Config) -> list[Case]:
                 lambda b=base: SoftOptimalPolicy(shaped(b, 7), beta=5.0),
             )
             add(
-                "soft(3 × base, β=5)",
+                "soft(3 * base, β=5)",
                 "transformed",
                 base,
                 lambda b=base: SoftOptimalPolicy(scaled(b, 3.0), beta=5.0),
