@@ -14,13 +14,13 @@ transition matrix is P(. | s, a).
 Where the time goes, and what is done about it (measured on a 300x300 grid, H=600,
 and CliffWorld 100x20; ``analyses/benchmarks/maxent_core.py``):
 
-- In a fresh process most of the time is not arithmetic but the kernel's page faults on
-  the 4.3 GB of output arrays (V, Q, pi, D), reported as *system* time; on the
-  benchmark's VM they cost about 2 s per GB of never-touched memory. Nothing here
-  allocates per call beyond O(S*A) scratch, so this is the floor for fresh outputs
-  (callers that iterate, like MaxEnt IRL, preallocate and reuse ``pi`` and ``V``).
-- ``exp`` of every (t, s, a) dominated the arithmetic of the backup. libm's scalar ``exp`` does not
-  vectorise under numba (no SVML), so :func:`_exp_nonpos` is a branch-free
+- In a fresh process much of the time is not arithmetic but the kernel's page faults on
+  the 4.3 GB of output arrays (V, Q, pi, D), reported as *system* time. With numpy's
+  default allocation (huge pages requested with ``madvise``) that was ~10.6 s on the
+  benchmark's VM, with ordinary pages ~2 s: large outputs are allocated by
+  :func:`empty_output`. Callers that iterate (MaxEnt IRL) preallocate and reuse.
+- ``exp`` of every (t, s, a) dominated the arithmetic of the backup. libm's scalar
+  ``exp`` does not vectorise under numba (no SVML), so :func:`_exp_nonpos` is a branch-free
   Cody-Waite + degree-13 polynomial ``exp`` (<= 1 ulp on [-708, 0]) that LLVM turns
   into SIMD code; the backup works on blocks of ``_BLOCK`` states so that the pass
   computing ``Q`` and the vectorised ``exp``/``log`` passes stay in L1/L2 cache.
@@ -35,6 +35,10 @@ and CliffWorld 100x20; ``analyses/benchmarks/maxent_core.py``):
 
 from __future__ import annotations
 
+import math
+import mmap
+import sys
+
 import numba
 import numpy as np
 from llvmlite import ir
@@ -45,6 +49,30 @@ from numba.extending import intrinsic
 _OPTS = dict(cache=True, nogil=True, fastmath=False, boundscheck=False, error_model="numpy")
 # Elementwise maths: allow fused multiply-add (more accurate, and SIMD-friendly).
 _MATH = dict(_OPTS, fastmath={"contract"})
+
+# Outputs at least this large are allocated by `empty_output` without transparent huge pages.
+_NO_THP_BYTES = 64 << 20
+
+
+def empty_output(shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised C-contiguous float64 array for a kernel's (large) output.
+
+    Same as ``np.empty(shape)``, except that arrays of 64 MB or more come from a private
+    anonymous ``mmap`` instead of numpy's allocator, which ``madvise``s large blocks for
+    transparent huge pages. Where the kernel defragments memory on a huge-page fault
+    (``/sys/kernel/mm/transparent_hugepage/defrag`` = ``madvise``, common in VMs), first
+    touching such memory was 4-5x slower than with ordinary pages on the benchmark
+    machine: 10.6 s instead of 2.3 s of system time for the 4.3 GB that
+    ``soft_bellman`` + ``occupancy`` return on a 300x300 grid with H=600. The kernels
+    stream through these arrays, so small pages cost them nothing measurable. The
+    memory is unmapped when the array is garbage-collected, as with ``np.empty``.
+    """
+    n_bytes = math.prod(shape) * 8
+    if n_bytes < _NO_THP_BYTES or sys.platform == "win32":
+        return np.empty(shape)
+    buf = mmap.mmap(-1, n_bytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(buf, dtype=np.float64).reshape(shape)
+
 
 # States per block in the backup: 512 states x A actions x 8 bytes stays in L1/L2.
 _BLOCK = 512

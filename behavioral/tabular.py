@@ -379,9 +379,9 @@ def soft_bellman(
     r = check_reward(reward, model.n_states, model.n_actions)
     rk, is_sa = _kernel_reward(r)
     H, S, A = model.horizon, model.n_states, model.n_actions
-    V = np.empty((H, S))
-    Q = np.empty((H, S, A))
-    pi = np.empty((H, S, A))
+    V = _kernels.empty_output((H, S))
+    Q = _kernels.empty_output((H, S, A))
+    pi = _kernels.empty_output((H, S, A))
     T = model.transitions
     _kernels.soft_backup(T.indptr, T.indices, T.data, rk, is_sa, model.discount, V, Q, pi)
     return V, Q, pi
@@ -460,7 +460,7 @@ def occupancy(
         raise InvalidModelError(
             f"initial_state_dist must be a non-negative (S,)=({model.n_states},) array"
         )
-    D = np.empty((model.horizon + 1, model.n_states))
+    D = _kernels.empty_output((model.horizon + 1, model.n_states))
     D[0] = d0
     T = model.transitions
     # The policy is validated inside the forward pass, slab by slab (no temporaries).

@@ -195,3 +195,15 @@ def test_bad_stationary_policy() -> None:
         occupancy(model, pi)
     with pytest.raises(InvalidPolicyError, match="shape"):
         occupancy(model, np.full((S + 1, A), 1 / A))
+
+
+def test_empty_output_large_arrays_are_plain_float64() -> None:
+    small = _kernels.empty_output((3, 4))
+    assert small.shape == (3, 4) and small.dtype == np.float64 and small.flags.owndata
+    shape = (10, _kernels._NO_THP_BYTES // 80 + 1, 1)  # just above the threshold
+    big = _kernels.empty_output(shape)
+    assert big.shape == shape and big.dtype == np.float64
+    assert big.flags.c_contiguous and big.flags.writeable and big.flags.aligned
+    big[...] = 2.0
+    big[3, 5, 0] = -1.0
+    assert big.sum() == 2.0 * (big.size - 1) - 1.0

@@ -21,10 +21,10 @@ Run:  python analyses/benchmarks/maxent_core.py [--quick]
    fused with feature expectations), via ``MaxEntObjective.value_and_grad``.
 
 ``--quick`` runs the same code at small sizes (a smoke test, used by the test suite).
-``--memory-floor`` only allocates and zero-fills arrays of the grid's output shapes in a
-fresh process: the cost of first-touching that much memory, which no implementation
-returning those arrays can avoid (run it in its own process: freed memory comes back
-cheaper for a few seconds).
+``--memory-floor`` only allocates (as ``soft_bellman`` and ``occupancy`` do) and
+zero-fills arrays of the grid's output shapes: the cost of first-touching that much
+memory, which no implementation returning those arrays avoids. Run it in its own
+process (memory freed moments before comes back cheaper).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from imitation.algorithms import mce_irl
 from seals.diagnostics.cliff_world import CliffWorldEnv
 from threadpoolctl import threadpool_limits
 
+from behavioral import _kernels
 from behavioral.irl.maxent import Demonstration, MaxEntObjective
 from behavioral.tabular import TabularModel, from_seals, occupancy, soft_bellman
 
@@ -212,7 +213,8 @@ def bench_maxent_step(side: int, horizon: int) -> None:
 def memory_floor(side: int, horizon: int) -> None:
     S, A, H = side * side, 4, horizon
     with Timer() as t:
-        arrays = [np.empty((H, S)), np.empty((H, S, A)), np.empty((H, S, A)), np.empty((H + 1, S))]
+        shapes = [(H, S), (H, S, A), (H, S, A), (H + 1, S)]
+        arrays = [_kernels.empty_output(shape) for shape in shapes]
         for arr in arrays:
             arr.fill(0.0)
     gb = sum(arr.nbytes for arr in arrays) / 1e9
