@@ -745,7 +745,10 @@ def audit(
     Returns:
         An :class:`Audit`.
     """
-    from behavioral import rollout as rollout_mod
+    import importlib
+
+    # ``behavioral.rollout`` the module (the package may export names that shadow it).
+    rollout_mod = importlib.import_module("behavioral.rollout")
 
     if method not in ("maxent", "airl"):
         raise ValueError(f"method must be 'maxent' or 'airl', got {method!r}")
