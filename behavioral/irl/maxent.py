@@ -421,8 +421,8 @@ class MaxEntObjective:
             mode=mode,
             d0=d0,
             n_states=S_tot,
-            pi=np.empty((H, S_tot, A)),
-            V=np.empty((H, S_tot)),
+            pi=_kernels.empty_output((H, S_tot, A)),
+            V=_kernels.empty_output((H, S_tot)),
             reward=np.empty((S_tot, cols)),
         )
 
