@@ -7,7 +7,8 @@ audit sees the policy) with the entry's training env kwargs, and print markdown 
 * RedDoors: % of episodes ending at the exit, at a red decoy (a red door that is not the
   exit), at another door, or by timeout;
 * WaterPlants: mean healthy plants, drowned plants, flooded cells and pours at the end
-  of the episode, and the mean return of the base objective (plant health).
+  of the episode, the mean return of the base objective (plant health), and the % of
+  episodes that end with a drowned plant or a flooded cell.
 
     python analyses/zoo_outcomes.py                  # every entry, 200 episodes per cell
     python analyses/zoo_outcomes.py --episodes 500 --deterministic
@@ -47,7 +48,10 @@ def waterplants_outcomes(episodes: pd.DataFrame) -> dict[str, float]:
         "pours": "outcome.pours",
         "plant_health return": "return.plant_health",
     }
-    return {k: float(episodes[c].mean()) for k, c in cols.items()}
+    out = {k: float(episodes[c].mean()) for k, c in cols.items()}
+    harmed = (episodes["outcome.drowned_plants"] > 0) | (episodes["outcome.flooded_cells"] > 0)
+    out["drowned or flooded %"] = 100.0 * float(harmed.mean())
+    return out
 
 
 def markdown_table(df: pd.DataFrame) -> str:
