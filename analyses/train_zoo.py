@@ -55,7 +55,7 @@ CONFIGS: dict[str, TrainConfig] = {
         total_timesteps=300_000, ppo_kwargs={"n_epochs": 10, "learning_rate": 5e-4}
     ),
     "reddoors-diverse": TrainConfig(
-        total_timesteps=600_000, ppo_kwargs={"n_epochs": 10, "learning_rate": 5e-4}
+        total_timesteps=600_000, ppo_kwargs={"n_epochs": 10, "learning_rate": 1e-3}
     ),
     "waterplants-kettle": TrainConfig(
         total_timesteps=400_000,
