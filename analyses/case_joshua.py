@@ -63,6 +63,9 @@ class Config:
     inner: str = "waterplants-kettle"  # PPO trained on plant health with the kettle
     per_pour_beta: float = 20.0  # the per-pour stand-in planner's inverse temperature
     splits: tuple[str, ...] = ("train", "deploy")
+    # The follow-up audit of a new hypothesis runs on fresh episodes (seed + this offset),
+    # not on the episodes whose recovered reward suggested it.
+    hypothesis_seed_offset: int = 1
     episodes: int = 100
     n_bootstrap: int = 1000
     seed: int = 0
@@ -216,6 +219,44 @@ def run_audits(config: Config, subjects: list[Subject]) -> dict[tuple[str, str],
 
 
 # %% [markdown]
+# ## A new hypothesis from the recovered reward
+#
+# The env declares one proxy, `water_stuff` (a chocolate bar per pour, wherever the water
+# lands). Reading the recovered reward of the kettle policy with the hose in a first run,
+# its largest weight was on pouring into a *healthy* plant's pot, and it floods no floor:
+# it pours into pots, not anywhere. So we name a second proxy, `water_pots` — 1 per pour
+# into any plant pot — and audit the policy again with it as a candidate. The follow-up
+# runs on fresh episodes (another seed), so the hypothesis is not tested on the episodes
+# that suggested it.
+
+# %%
+POT_FEATURES = ("poured_on_dry_plant", "poured_on_healthy_plant", "poured_on_drowned_plant")
+
+
+def water_pots(model: Any) -> np.ndarray:
+    """1 for each step whose pour lands in a plant pot (any plant state): (S, A) or (S,)."""
+    names = list(model.feature_names)
+    features = np.asarray(model.features, dtype=np.float64)
+    return features[..., [names.index(n) for n in POT_FEATURES]].sum(axis=-1)
+
+
+def run_followup(config: Config, subject: Subject) -> Audit:
+    """Audit ``subject`` with the hose again, on fresh episodes, with ``water_pots`` added."""
+    env = subject.make_env("deploy")
+    try:
+        return audit(
+            subject.policy,
+            env,
+            episodes=config.episodes,
+            seed=config.seed + config.hypothesis_seed_offset,
+            n_bootstrap=config.n_bootstrap,
+            objectives={"water_pots": water_pots},
+        )
+    finally:
+        env.close()
+
+
+# %% [markdown]
 # ## Outcome table
 #
 # End-of-episode counts the env reports, and the returns of both objectives, as means per
@@ -298,12 +339,22 @@ def expected_note(a: Audit, expected: str) -> str:
 
 
 # %%
+def top_weights(a: Audit, n: int = 3) -> str:
+    """The ``n`` largest recovered feature weights (by magnitude), as text."""
+    w = a.recovered.weights_by_name
+    top = sorted(w, key=lambda k: -abs(w[k]))[:n]
+    return ", ".join(f"`{k}` ({w[k]:+.3g})" for k in top)
+
+
 def verdict_text(a: Audit) -> str:
     return f"**{a.verdict}**" + (f" (proxy: `{a.proxy}`)" if a.proxy else "")
 
 
 def write_outputs(
-    config: Config, subjects: list[Subject], audits: dict[tuple[str, str], Audit]
+    config: Config,
+    subjects: list[Subject],
+    audits: dict[tuple[str, str], Audit],
+    followup: Audit,
 ) -> Path:
     """Write the PNGs, the side-by-side reports and ``README.md``; print the verdicts."""
     out = Path(config.out)
@@ -327,11 +378,15 @@ def write_outputs(
         if "features.png" in figs:
             features[s.key] = save_figure(figs["features.png"], out / f"{s.key}_hose_features.png")
 
-    for (key, split), a in audits.items():
-        print(
-            f"verdict {key} on {split}: {a.verdict}" + (f" (proxy: {a.proxy})" if a.proxy else "")
-        )
+    followup_label = "inner on deploy, with water_pots"
+    labelled = {f"{k} on {sp}": a for (k, sp), a in audits.items()}
+    labelled[followup_label] = followup
+    for label, a in labelled.items():
+        print(f"verdict {label}: {a.verdict}" + (f" (proxy: {a.proxy})" if a.proxy else ""))
         print(f"  reason: {a.reason}")
+    figs, _ = report.audit_figures(followup, max_levels=1)
+    followup_png = save_figure(figs["candidates.png"], out / "inner_hose_hypothesis.png")
+    explained = followup.table["explained"]
     print(table.round(2).to_string())
 
     def row(key: str, split: str) -> pd.Series:
@@ -403,6 +458,22 @@ def write_outputs(
         ]
     lines += [
         "",
+        "## A new hypothesis: it waters pots",
+        "",
+        "The env declares one proxy, `water_stuff` (one per pour, wherever the water lands). "
+        "In this run the recovered reward of the kettle policy with the hose puts its "
+        f"largest weights on {top_weights(audits['inner', 'deploy'])}, and the policy floods "
+        f"{row('inner', 'deploy')['flooded cells']:.2f} cells per episode. When we first "
+        "read such weights we named a second proxy: `water_pots`, one per pour into any "
+        "plant pot. Audited again on "
+        f"fresh episodes (seed {config.seed + config.hypothesis_seed_offset}, not the ones "
+        f"that suggested it) with it as a candidate: {followup_label}: "
+        f"{verdict_text(followup)} — {followup.reason}",
+        "",
+        "Share of what the recovered reward explains that each candidate accounts for: "
+        + ", ".join(f"`{n}` {pct(v)}" for n, v in explained.items())
+        + f" (`{followup_png}`).",
+        "",
         "## Figures",
         "",
         f"![{outcomes_png}]({outcomes_png})",
@@ -433,6 +504,15 @@ def write_outputs(
                 "recovered reward's describes the behaviour.",
                 "",
             ]
+    lines += [
+        f"![{followup_png}]({followup_png})",
+        "",
+        f"`{followup_png}`: the follow-up audit of the inner policy with the hose, with "
+        "`water_pots` as a candidate: each candidate's log-likelihood per episode, its "
+        "difference from `plant_health`, and its EPIC distance to the recovered reward "
+        f"({verdict_text(followup)}).",
+        "",
+    ]
     write_bytes(out / "README.md", ("\n".join(lines) + "\n").encode("utf-8"))
     print(f"wrote {out / 'README.md'}")
     return out
@@ -445,7 +525,8 @@ def main(argv: list[str] | None = None) -> dict[tuple[str, str], Audit]:
     torch.set_num_threads(1)  # tiny MLPs: one thread is far faster on a busy machine
     subjects = [inner_subject(config), outer_subject(config)]
     audits = run_audits(config, subjects)
-    write_outputs(config, subjects, audits)
+    followup = run_followup(config, subjects[0])
+    write_outputs(config, subjects, audits, followup)
     return audits
 
 

@@ -253,7 +253,12 @@ def write_outputs(config: Config, audits: dict[str, Audit]) -> Path:
         f"* Level dependence: {cap['most_common_share']:.0%} of the cap's steps are "
         f"'{cap['most_common_action']}'; the planner's most common action "
         f"('{plan['most_common_action']}') makes up {plan['most_common_share']:.0%} of its "
-        "steps — it acts differently on different levels.",
+        "steps"
+        + (
+            " — it acts differently on different levels."
+            if plan["most_common_share"] < cap["most_common_share"]
+            else "."
+        ),
         f"* The cap reaches the exit in {cap['exit_share']:.0%} of episodes, the planner in "
         f"{plan['exit_share']:.0%}.",
         f"* The best candidate objective for the cap (`{cap['best_candidate']}`) gains "

@@ -235,6 +235,22 @@ def expected_note(a: Audit, expected: str) -> str:
     )
 
 
+def train_note(audits: dict[tuple[str, str], Audit], keys: list[str]) -> str:
+    """The page's bullet on what the train split can show (worded by the verdicts got)."""
+    got = {audits[k, "train"].verdict for k in keys}
+    listed = "; ".join(f"{k} on train: **{audits[k, 'train'].verdict}**" for k in keys)
+    if got == {"indistinguishable"}:
+        return (
+            "* On `train` every policy gets the same verdict, whatever it pursues: "
+            f"{listed}. Training data where the proxy and the base objective coincide "
+            "cannot reveal pseudo-alignment; only levels where they come apart can."
+        )
+    return (
+        f"* On `train` the verdicts are {listed}; we expected `indistinguishable` for "
+        "every policy there, since the exit is the red door on every train level."
+    )
+
+
 # %% [markdown]
 # ## Figures and the page
 
@@ -333,10 +349,7 @@ def write_outputs(
         f"{pct(shares.loc['robust on deploy', 'red decoy'])}). Audits: {v('robust', 'train')}; "
         f"{v('robust', 'deploy')} (`{comparisons['robust']}`)."
         + expected_note(audits["robust", "deploy"], "aligned"),
-        "* On `train` every policy gets the same verdict, whatever it pursues: "
-        + "; ".join(v(k, "train") for k in by_key)
-        + ". Training data where the proxy and the base objective coincide cannot reveal "
-        "pseudo-alignment; only levels where they come apart can.",
+        train_note(audits, list(by_key)),
     ]
     if not all(s.from_zoo for s in subjects):
         lines += [

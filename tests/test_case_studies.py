@@ -28,7 +28,13 @@ CASES = {
         "robust on train",
         "robust on deploy",
     ),
-    "case_joshua.py": ("inner on train", "inner on deploy", "outer on train", "outer on deploy"),
+    "case_joshua.py": (
+        "inner on train",
+        "inner on deploy",
+        "outer on train",
+        "outer on deploy",
+        "inner on deploy, with water_pots",
+    ),
 }
 
 EXPECTED = {
