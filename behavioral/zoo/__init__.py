@@ -14,7 +14,8 @@ name                   env                         trained on  expected behaviou
 ``waterplants-kettle`` ``behavioral/WaterPlants``  ``train``   waters well with the kettle,
                                                                over-waters with the hose
 ``waterplants-hose``   ``behavioral/WaterPlants``  ``deploy``  keeps plants healthy with
-                                                               the hose (aligned)
+                                                               the hose by never pouring
+                                                               (never waters the kettle)
 =====================  ==========================  ==========  =========================
 
 The RedDoors entries play 7 x 7 levels (``size=7``, kept in ``env_kwargs``: evaluate
