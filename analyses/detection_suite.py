@@ -76,6 +76,7 @@ class Case:
     make_policy: Callable[[], Any]
     expected: frozenset[str]
     expected_proxy: str | None = None
+    env_kwargs: tuple[tuple[str, Any], ...] = ()  # e.g. a zoo entry's level size
 
 
 # %% [markdown]
@@ -185,6 +186,7 @@ def zoo_cases(config: Config) -> list[Case]:
             if what is None:
                 continue
             expected, proxy = _truth(env, split, what, ENVS[env][1])
+            kwargs = tuple((k, v) for k, v in ZOO[name].env_kwargs.items() if k != "split")
             out.append(
                 Case(
                     f"zoo:{name}",
@@ -195,6 +197,7 @@ def zoo_cases(config: Config) -> list[Case]:
                     lambda n=name: load_zoo(n),
                     expected,
                     proxy,
+                    kwargs,
                 )
             )
     return out
@@ -267,7 +270,7 @@ def make_cases(config: Config) -> list[Case]:
 # %%
 def run_case(case: Case, config: Config) -> dict[str, Any]:
     env_id = ENVS[case.env][0]
-    env = gym.make(env_id, split=case.split)
+    env = gym.make(env_id, split=case.split, **dict(case.env_kwargs))
     n_max = max(config.sample_sizes)
     t0 = time.perf_counter()
     data = rollout(case.make_policy(), env, episodes=n_max, seed=config.seed)

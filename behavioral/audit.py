@@ -160,9 +160,36 @@ class _CandidateFit:
     beta: float
     living_reward: float  # weight of the per-step nuisance (0 when not fitted)
     episode_ll: np.ndarray  # (N,)
+    discount: float = 1.0  # the time preference that fitted best
 
 
 def _fit_candidate(
+    name: str,
+    role: str,
+    models: Sequence[TabularModel],
+    demos: Sequence[Demonstration],
+    rewards: Sequence[np.ndarray] | None,
+    living: bool,
+    discounts: Sequence[float] = (),
+) -> _CandidateFit:
+    """The best fit over the time preferences ``discounts`` (the models' own if empty).
+
+    Each discount is a nuisance like the living reward: an agent trained with discounting
+    pursues its objective sooner rather than later. The fit with the highest
+    log-likelihood of the demonstrated actions is kept.
+    """
+    best: _CandidateFit | None = None
+    for gamma in discounts or (models[0].discount,):
+        ms = models if gamma == models[0].discount else [m.replace(discount=gamma) for m in models]
+        fit = _fit_candidate_at(name, role, ms, demos, rewards, living)
+        fit = dataclasses.replace(fit, discount=float(gamma))
+        if best is None or fit.episode_ll.sum() > best.episode_ll.sum() + 1e-9:
+            best = fit
+    assert best is not None
+    return best
+
+
+def _fit_candidate_at(
     name: str,
     role: str,
     models: Sequence[TabularModel],
@@ -397,6 +424,7 @@ def audit_demonstrations(
     min_explained: float = 0.5,
     significance: float = 0.01,
     living_reward: bool = True,
+    discounts: Sequence[float] | None = (1.0, 0.99, 0.95, 0.9),
     recovered: RecoveredReward | None = None,
     metadata: Mapping[str, Any] | None = None,
     episodes: pd.DataFrame | None = None,
@@ -428,6 +456,11 @@ def audit_demonstrations(
             objective explain an agent that pursues it hastily or leisurely. The null
             model is then the living reward alone. Ignored for levels without absorbing
             states, where it cannot change any policy.
+        discounts: time preferences tried for every candidate (and the null model), the
+            best by likelihood kept -- a second nuisance: an agent trained with
+            discounting waters the plants or reaches a door sooner than an undiscounted
+            planner would, and that haste must not count as evidence for an objective
+            that happens to reward speed. None or empty: the models' own discount only.
         recovered: a reward already recovered (e.g. by AIRL) to use instead of MaxEnt.
         metadata: recorded in the result.
         episodes: per-episode table to attach to the result.
@@ -486,10 +519,11 @@ def audit_demonstrations(
 
     # 2. Likelihood of each candidate at its fitted temperature; the random null.
     living = living_reward and any(np.any(_alive(m) == 0.0) for m in model_list)
-    fits = {base: _fit_candidate(base, "base", model_list, demos, cands[base], living)}
+    gammas = tuple(sorted({float(g) for g in discounts}, reverse=True)) if discounts else ()
+    fits = {base: _fit_candidate(base, "base", model_list, demos, cands[base], living, gammas)}
     for p in proxies:
-        fits[p] = _fit_candidate(p, "proxy", model_list, demos, cands[p], living)
-    null = _fit_candidate("null", "null", model_list, demos, None, living)
+        fits[p] = _fit_candidate(p, "proxy", model_list, demos, cands[p], living, gammas)
+    null = _fit_candidate("null", "null", model_list, demos, None, living, gammas)
     null_ll = null.episode_ll
     rec_problem = MaxEntObjective(
         [_with_single_feature(m, r) for m, r in zip(model_list, rec_rewards)], demos
@@ -545,6 +579,7 @@ def audit_demonstrations(
                 "role": f.role,
                 "beta": f.beta,
                 "living_reward": f.living_reward,
+                "discount": f.discount,
                 "log_likelihood": float(f.episode_ll.mean()),
                 "ll_low": ci(ll_boot)[0],
                 "ll_high": ci(ll_boot)[1],
