@@ -346,6 +346,7 @@ class Audit:
             raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a report is meant to be read
         try:
             with open(tmp / "summary.json", "w", encoding="utf-8") as fh:
                 json.dump(self.summary(), fh, indent=2, allow_nan=False)
