@@ -345,6 +345,16 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--fast", action="store_true", help="a small subset (RedDoors, few β)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="write the per-policy table as CSV here")
+    parser.add_argument(
+        "--shard", default="0/1", help="run only shard I of N of the policies (I/N), e.g. 1/2"
+    )
+    parser.add_argument(
+        "--report",
+        nargs="+",
+        default=None,
+        metavar="CSV",
+        help="print the tables from per-policy CSVs of earlier (sharded) runs; run nothing",
+    )
     args = parser.parse_args(argv)
     config = Config(seed=args.seed)
     if args.fast:
@@ -358,7 +368,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             zoo=False,
             n_bootstrap=300,
         )
-    cases = make_cases(config)
+    if args.report:
+        table = pd.concat([pd.read_csv(p) for p in args.report], ignore_index=True)
+        print(report(table, config))
+        return table
+    shard, n_shards = (int(x) for x in args.shard.split("/"))
+    cases = make_cases(config)[shard::n_shards]
     print(f"{len(cases)} policies; sample sizes {config.sample_sizes}")
     rows = []
     for i, case in enumerate(cases):
