@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,6 +31,7 @@ import pandas as pd
 
 import envs  # noqa: F401  (registers the ids when the project is not installed)
 from behavioral.audit import audit
+from behavioral.files import write_atomic
 from behavioral.policies import SoftOptimalPolicy
 from behavioral.rollout import rollout
 
@@ -124,19 +123,6 @@ def markdown(df: pd.DataFrame, cfg: Config) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", choices=sorted(ENVS), default=list(Config.envs))
@@ -154,6 +140,7 @@ def main() -> None:
     text = markdown(run(cfg), cfg)
     print(text)
     if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(args.out, text)
 
 

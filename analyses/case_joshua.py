@@ -33,10 +33,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +47,7 @@ import envs  # noqa: F401  (registers the environments)
 from behavioral import report
 from behavioral.audit import Audit, audit
 from behavioral.errors import ZooFileError
+from behavioral.files import write_atomic
 from behavioral.policies import SoftOptimalPolicy
 from behavioral.zoo import ZOO, load_zoo
 
@@ -88,24 +86,9 @@ def parse_config(argv: list[str] | None = None) -> Config:
 
 
 # %%
-def write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same dir, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_figure(fig: Figure, path: Path) -> str:
     """Save ``fig`` as a PNG at ``path`` (atomically); return the file name."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    write_bytes(path, buf.getvalue())
-    return path.name
+    return report.save_png(fig, path, dpi=110)
 
 
 def pct(x: float) -> str:
@@ -513,7 +496,7 @@ def write_outputs(
         f"({verdict_text(followup)}).",
         "",
     ]
-    write_bytes(out / "README.md", ("\n".join(lines) + "\n").encode("utf-8"))
+    write_atomic(out / "README.md", "\n".join(lines) + "\n")
     print(f"wrote {out / 'README.md'}")
     return out
 

@@ -25,9 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +35,7 @@ from matplotlib.figure import Figure
 import envs  # noqa: F401  (registers the environments)
 from behavioral import report
 from behavioral.audit import Audit, audit
+from behavioral.files import write_atomic
 from behavioral.policies import CallablePolicy, SoftOptimalPolicy
 
 ACTION_NAMES = ("up", "right", "down", "left")
@@ -74,18 +72,6 @@ def parse_config(argv: list[str] | None = None) -> Config:
 
 
 # %%
-def write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same dir, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def pct(x: float) -> str:
     """``x`` as a whole percentage (no "-0%" for tiny negative rounding noise)."""
     return f"{round(float(x), 4) + 0.0:.0%}"
@@ -93,10 +79,7 @@ def pct(x: float) -> str:
 
 def save_figure(fig: Figure, path: Path) -> str:
     """Save ``fig`` as a PNG at ``path`` (atomically); return the file name."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    write_bytes(path, buf.getvalue())
-    return path.name
+    return report.save_png(fig, path, dpi=110)
 
 
 # %% [markdown]
@@ -305,7 +288,7 @@ def write_outputs(config: Config, audits: dict[str, Audit]) -> Path:
             f"`{facts[name]['top_weight'][0]}` ({facts[name]['top_weight'][1]:+.3g}).",
             "",
         ]
-    write_bytes(out / "README.md", ("\n".join(lines) + "\n").encode("utf-8"))
+    write_atomic(out / "README.md", "\n".join(lines) + "\n")
     print(f"wrote {out / 'README.md'}")
     return out
 

@@ -10,14 +10,14 @@ level drawn by ``reset(seed=N)``, scaled by nothing but the tile size.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
+import io
 from pathlib import Path
 
 import gymnasium as gym
 import matplotlib.image
 
 import envs  # noqa: F401  (registers the ids when the project is not installed)
+from behavioral.files import write_atomic
 
 SPLITS = {
     "behavioral/RedDoors-v0": ("train", "deploy", "diverse"),
@@ -35,16 +35,10 @@ def render_level(env_id: str, split: str, seed: int, tile_size: int):
 
 
 def save_png(path: Path, frame) -> None:
-    """Write ``frame`` to ``path`` atomically (temp file in the same directory, then replace)."""
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        matplotlib.image.imsave(tmp, frame)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write ``frame`` to ``path`` as a PNG, atomically."""
+    buf = io.BytesIO()
+    matplotlib.image.imsave(buf, frame, format="png")
+    write_atomic(path, buf.getvalue())
 
 
 def main() -> None:

@@ -43,6 +43,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -59,6 +60,7 @@ from behavioral.errors import (
     InvalidRewardError,
     UnknownObjectiveError,
 )
+from behavioral.files import replace_dir
 from behavioral.irl.maxent import (
     Demonstration,
     MaxEntObjective,
@@ -357,10 +359,8 @@ class Audit:
                 report = None
             if report is not None and hasattr(report, "write_report"):
                 report.write_report(self, tmp)
-            _replace_dir(tmp, target)
+            replace_dir(tmp, target)
         except BaseException:
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return target
@@ -377,19 +377,6 @@ class Audit:
             f"Audit(verdict={self.verdict!r}{extra}, base={self.base!r}, "
             f"episodes={len(self.demonstrations)}, levels={len(self.levels)})"
         )
-
-
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Move the finished directory ``tmp`` to ``target`` (replacing it) by renames only."""
-    import shutil
-
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
 
 
 def _jsonable(x: Any) -> Any:

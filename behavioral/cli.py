@@ -637,16 +637,10 @@ def cmd_irl(args: argparse.Namespace) -> int:
     if out is None:
         sys.stdout.write(text)
         return 0
+    from behavioral.files import write_atomic
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(out, text)
     print(f"weights: {out}")
     return 0
 

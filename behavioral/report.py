@@ -51,6 +51,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from behavioral import compare
+from behavioral.files import replace_dir, write_atomic
 from behavioral.tabular import TabularModel, absorbing_states
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ __all__ = [
     "plot_weights",
     "report_html",
     "report_markdown",
+    "save_png",
     "visitation",
     "write_comparison_report",
     "write_report",
@@ -1212,10 +1214,15 @@ def _details(audit: Audit) -> list[tuple[str, str]]:
     return out
 
 
-def _png_bytes(fig: Figure) -> bytes:
+def _png_bytes(fig: Figure, dpi: int = _DPI) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
+
+
+def save_png(fig: Figure, path: str | os.PathLike[str], *, dpi: int = _DPI) -> str:
+    """Write ``fig`` as a PNG to ``path`` atomically; return the file name (for links)."""
+    return write_atomic(path, _png_bytes(fig, dpi)).name
 
 
 REPORT_CSS = """
@@ -1315,18 +1322,6 @@ def report_markdown(audit: Audit, figure_names: Sequence[str], captions: Mapping
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for reading
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _render(audit: Audit, max_levels: int) -> tuple[dict[str, bytes], dict[str, str]]:
     figs, captions = audit_figures(audit, max_levels=max_levels)
     return {name: _png_bytes(fig) for name, fig in figs.items()}, captions
@@ -1351,10 +1346,10 @@ def write_report(audit: Audit, directory: str | os.PathLike[str], *, max_levels:
     out.mkdir(parents=True, exist_ok=True)
     images, captions = _render(audit, max_levels)
     for name, data in images.items():
-        _write_atomic(out / name, data)
-    _write_atomic(out / "report.md", report_markdown(audit, list(images), captions).encode("utf-8"))
+        write_atomic(out / name, data)
+    write_atomic(out / "report.md", report_markdown(audit, list(images), captions).encode("utf-8"))
     page = _page(_title(audit), _body_html(audit, images, captions))
-    _write_atomic(out / "report.html", page.encode("utf-8"))
+    write_atomic(out / "report.html", page.encode("utf-8"))
     return out / "report.html"
 
 
@@ -1534,9 +1529,9 @@ def write_comparison_report(
             )
             md += [f"![{name}]({name})", "", _md(cap), ""]
         for name, data in images.items():
-            _write_atomic(tmp / name, data)
-        _write_atomic(tmp / "report.html", _page(title, "\n".join(parts)).encode("utf-8"))
-        _write_atomic(tmp / "report.md", ("\n".join(md) + "\n").encode("utf-8"))
+            write_atomic(tmp / name, data)
+        write_atomic(tmp / "report.html", _page(title, "\n".join(parts)).encode("utf-8"))
+        write_atomic(tmp / "report.md", ("\n".join(md) + "\n").encode("utf-8"))
         summary = {
             "labels": labels,
             "audits": [
@@ -1544,20 +1539,9 @@ def write_comparison_report(
                 for a, lab in zip(audits, labels)
             ],
         }
-        _write_atomic(tmp / "summary.json", json.dumps(summary, indent=2).encode("utf-8"))
+        write_atomic(tmp / "summary.json", json.dumps(summary, indent=2).encode("utf-8"))
         replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
-
-
-def replace_dir(tmp: Path, target: Path) -> None:
-    """Move the finished directory ``tmp`` to ``target`` (replacing it) by renames only."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
