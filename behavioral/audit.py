@@ -39,7 +39,6 @@ adds rolling out a policy (or loading a dataset) in a gym env.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -69,7 +68,7 @@ from behavioral.irl.maxent import (
     fit_objective,
     maxent_irl,
 )
-from behavioral.tabular import TabularModel, absorbing_states, check_reward
+from behavioral.tabular import TabularModel, absorbing_states, check_reward, content_digest
 
 __all__ = [
     "VERDICTS",
@@ -850,18 +849,16 @@ def audit(
 
 def _model_key(model: TabularModel) -> bytes:
     """Digest of everything but the initial distribution (IRL uses the data's starts)."""
-    h = hashlib.blake2b(digest_size=16)
     T = model.transitions
-    for arr in (T.indptr, T.indices, T.data):
-        h.update(np.ascontiguousarray(arr).tobytes())
-    h.update(repr((model.n_states, model.n_actions, model.horizon, model.discount)).encode())
-    if model.features is not None:
-        h.update(np.ascontiguousarray(model.features).tobytes())
-    h.update(repr(model.feature_names).encode())
-    for name, arr in model.objectives.items():
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(arr).tobytes())
-    return h.digest()
+    objectives = [x for name, arr in model.objectives.items() for x in (name, arr)]
+    return content_digest(
+        (model.n_states, model.n_actions, model.horizon, model.discount, model.feature_names),
+        T.indptr,
+        T.indices,
+        T.data,
+        model.features,
+        *objectives,
+    )
 
 
 def merge_levels(

@@ -22,7 +22,6 @@ global RNG state is never read or changed.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import math
 import os
@@ -43,7 +42,13 @@ from behavioral.errors import (
     UnknownObjectiveError,
     UnsupportedPolicyError,
 )
-from behavioral.tabular import TabularModel, check_reward, from_seals, soft_bellman
+from behavioral.tabular import (
+    TabularModel,
+    check_reward,
+    content_digest,
+    from_seals,
+    soft_bellman,
+)
 
 __all__ = [
     "CallablePolicy",
@@ -440,14 +445,14 @@ def _check_epsilon(epsilon: float) -> float:
 
 def _model_key(model: TabularModel, reward: np.ndarray, discount: float) -> bytes:
     """Content hash of what a plan depends on (dynamics, horizon, discount, reward)."""
-    h = hashlib.blake2b(digest_size=20)
     T = model.transitions
-    h.update(repr((model.n_states, model.n_actions, model.horizon, discount)).encode())
-    for arr in (T.indptr, T.indices, T.data, reward):
-        arr = np.ascontiguousarray(arr)
-        h.update(f"{arr.dtype.str}{arr.shape}".encode())
-        h.update(arr.tobytes())
-    return h.digest()
+    return content_digest(
+        (model.n_states, model.n_actions, model.horizon, discount),
+        T.indptr,
+        T.indices,
+        T.data,
+        np.asarray(reward),
+    )
 
 
 class TabularPlanner:

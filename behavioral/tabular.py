@@ -26,6 +26,7 @@ leads back to it with probability 1), whose reward should be 0.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -38,11 +39,12 @@ from behavioral.errors import InvalidModelError, InvalidPolicyError, InvalidRewa
 
 __all__ = [
     "TabularModel",
-    "from_seals",
-    "soft_bellman",
-    "occupancy",
     "absorbing_states",
     "check_reward",
+    "content_digest",
+    "from_seals",
+    "occupancy",
+    "soft_bellman",
 ]
 
 _ROW_SUM_TOL = 1e-6
@@ -121,9 +123,7 @@ class TabularModel:
             )
         n_actions = mat.shape[0] // n_states
         if self.n_actions and self.n_actions != n_actions:
-            raise InvalidModelError(
-                f"n_actions={self.n_actions} but transitions imply {n_actions}"
-            )
+            raise InvalidModelError(f"n_actions={self.n_actions} but transitions imply {n_actions}")
         if n_actions < 1:
             raise InvalidModelError("a model needs at least one action")
         if not np.all(np.isfinite(mat.data)):
@@ -176,9 +176,7 @@ class TabularModel:
             if not names:
                 names = tuple(f"f{k}" for k in range(n_feats))
             if len(names) != n_feats:
-                raise InvalidModelError(
-                    f"{len(names)} feature_names for {n_feats} feature columns"
-                )
+                raise InvalidModelError(f"{len(names)} feature_names for {n_feats} feature columns")
             if len(set(names)) != len(names):
                 raise InvalidModelError(f"feature_names are not unique: {names}")
             features.setflags(write=False)
@@ -217,8 +215,7 @@ class TabularModel:
             observations = np.asarray(observations)
             if observations.ndim < 1 or observations.shape[0] != n_states:
                 raise InvalidModelError(
-                    f"observations must have S={n_states} rows, got shape "
-                    f"{observations.shape}"
+                    f"observations must have S={n_states} rows, got shape {observations.shape}"
                 )
 
         set_(self, "transitions", mat)
@@ -299,14 +296,10 @@ def from_seals(
     n_states = trans.shape[0]
     horizon = env.horizon if horizon is None else horizon
     if horizon is None:
-        raise InvalidModelError(
-            "the env has an infinite horizon; pass horizon= to from_seals"
-        )
+        raise InvalidModelError("the env has an infinite horizon; pass horizon= to from_seals")
     reward = np.asarray(env.reward_matrix, dtype=np.float64)
     if reward.ndim == 3:
-        raise InvalidModelError(
-            "(S, A, S) rewards are not supported; reduce them to (S, A) first"
-        )
+        raise InvalidModelError("(S, A, S) rewards are not supported; reduce them to (S, A) first")
     obs = getattr(env, "observation_matrix", None)
     if obs is None:
         obs = np.eye(n_states)
@@ -329,9 +322,7 @@ def from_seals(
     )
 
 
-def check_reward(
-    reward: Any, n_states: int, n_actions: int, *, what: str = "reward"
-) -> np.ndarray:
+def check_reward(reward: Any, n_states: int, n_actions: int, *, what: str = "reward") -> np.ndarray:
     """Validate a reward array of shape (S,) or (S, A) and return it as float64.
 
     Raises:
@@ -357,9 +348,7 @@ def _kernel_reward(reward: np.ndarray) -> tuple[np.ndarray, bool]:
     return np.ascontiguousarray(reward), True
 
 
-def soft_bellman(
-    model: TabularModel, reward: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def soft_bellman(model: TabularModel, reward: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Finite-horizon soft Bellman backup (maximum causal entropy value iteration).
 
     Args:
@@ -483,3 +472,21 @@ def absorbing_states(model: TabularModel) -> np.ndarray:
     owner = rows // A
     diag = np.asarray(T[rows, owner]).ravel()
     return np.all((diag > 1.0 - 1e-12).reshape(S, A), axis=1)
+
+
+def content_digest(*items: Any) -> bytes:
+    """A 20-byte digest of arrays (dtype, shape and bytes) and other values (their repr).
+
+    For caches keyed by a model's content: two models with the same arrays get the same
+    digest whatever their Python identity.
+    """
+    h = hashlib.blake2b(digest_size=20)
+    for item in items:
+        if isinstance(item, np.ndarray):
+            arr = np.ascontiguousarray(item)
+            h.update(f"{arr.dtype.str}{arr.shape}".encode())
+            h.update(arr.tobytes())
+        else:
+            h.update(repr(item).encode())
+        h.update(b"\x00")
+    return h.digest()
