@@ -31,16 +31,17 @@
 # %%
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 from pathlib import Path
 from typing import Any
 
+import casekit
 import gymnasium as gym
 import numpy as np
 import pandas as pd
 import torch
+from casekit import pct, save_figure
 from matplotlib.figure import Figure
 
 import envs  # noqa: F401  (registers the environments)
@@ -72,13 +73,9 @@ class Config:
 
 def parse_config(argv: list[str] | None = None) -> Config:
     """Command-line flags -> :class:`Config` (``--fast``: few episodes, small bootstrap)."""
-    parser = argparse.ArgumentParser(description="Joshua: inner vs outer misalignment")
-    parser.add_argument("--fast", action="store_true", help="12 episodes, 200 bootstrap samples")
-    parser.add_argument("--out", default=Config.out, help="output directory")
-    parser.add_argument("--seed", type=int, default=Config.seed)
-    args, _ = parser.parse_known_args(argv)  # tolerate a notebook kernel's own flags
-    fast = {"episodes": 12, "n_bootstrap": 200} if args.fast else {}
-    return Config(out=args.out, seed=args.seed, **fast)
+    return casekit.parse_config(
+        Config, "Joshua: inner vs outer misalignment", fast_episodes=12, argv=argv
+    )
 
 
 # %% [markdown]
@@ -86,14 +83,6 @@ def parse_config(argv: list[str] | None = None) -> Config:
 
 
 # %%
-def save_figure(fig: Figure, path: Path) -> str:
-    """Save ``fig`` as a PNG at ``path`` (atomically); return the file name."""
-    return report.save_png(fig, path, dpi=110)
-
-
-def pct(x: float) -> str:
-    """``x`` as a whole percentage."""
-    return f"{round(float(x), 4) + 0.0:.0%}"
 
 
 # %% [markdown]
