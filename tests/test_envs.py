@@ -345,6 +345,22 @@ def test_water_plants_kettle_only_waters_dry_plants() -> None:
     np.testing.assert_array_equal(model.objectives["water_stuff"], dry)
 
 
+def test_water_plants_water_pots_proxy() -> None:
+    """``water_pots`` is ``water_stuff`` with the kettle; with the hose it never floods."""
+    train, deploy = make(WATER, "train"), make(WATER, "deploy")
+    train.reset(seed=0)
+    model = train.unwrapped.tabular_model()
+    np.testing.assert_array_equal(model.objectives["water_pots"], model.objectives["water_stuff"])
+    for level in range(2):
+        deploy.reset(seed=level)
+        model = deploy.unwrapped.tabular_model()
+        assert not np.array_equal(model.objectives["water_pots"], model.objectives["water_stuff"])
+        info = run_greedy(deploy, optimal_q(model, model.objectives["water_pots"]))
+        healthy, drowned, flooded = _final_outcome(info)
+        assert drowned > 0 and flooded == 0  # pours into pots, never on the floor
+        assert info["pours"] > drowned  # keeps pouring into drowned pots
+
+
 def test_water_plants_training_reward() -> None:
     for training_reward, objective in (
         ("plant_health", "plant_health"),
