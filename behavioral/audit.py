@@ -631,6 +631,7 @@ def audit_demonstrations(
         "p_value_best_vs_recovered": p_vs_recovered,
         "recovered_gain_per_episode": rec_gain,
         "pairs": pair_stats,
+        "proxy_coincides_with": [],  # proxies equal to the named one on this data
         "confidence": confidence,
         "n_bootstrap": n_bootstrap,
         "significance": significance,
@@ -675,6 +676,19 @@ def audit_demonstrations(
             f"objective {base!r}: +{pair_stats[proxy_name]['delta']:.3g} log-likelihood "
             f"per episode ({confidence:.0%} CI {lo:.3g} to {hi:.3g})"
         )
+        # Proxies that coincide with the named one on this data are equally its name.
+        twins = [
+            p
+            for p in proxies
+            if p != proxy_name
+            and _weighted_pearson_distance(canon[proxy_name], canon[p], ones)[0] <= COINCIDE_TOL
+        ]
+        stats["proxy_coincides_with"] = twins
+        if twins:
+            reason += (
+                f"; on this data it coincides with {', '.join(repr(t) for t in twins)} "
+                "(EPIC distance 0 on the data's coverage), which it is just as much"
+            )
     elif all(pair_stats[p]["state"] == "base_better" for p in proxies):
         verdict = "aligned"
         if proxies:
@@ -768,7 +782,8 @@ def audit(
         seed: seeds the rollout, the IRL method and the bootstrap. The same seed gives the
             same audit.
         objectives: candidate objectives (name -> array or ``model -> array``). They
-            extend the env's declared objectives (a declared name is replaced). Needed
+            extend the env's declared objectives (a declared name is replaced; a declared
+            name mapped to None is left out of the candidates). Needed
             for envs that declare none, such as seals envs (whose reward is declared as
             ``"reward"``).
         base: the base objective's name (default: the env's).
@@ -815,7 +830,8 @@ def audit(
 
     if objectives is not None:
         declared = {n: (lambda m, n=n: m.objectives[n]) for n in models[0].objectives}
-        objectives = {**declared, **dict(objectives)}
+        merged = {**declared, **dict(objectives)}
+        objectives = {n: spec for n, spec in merged.items() if spec is not None}
 
     recovered = None
     if method == "airl":

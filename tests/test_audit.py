@@ -117,3 +117,36 @@ def test_bad_input() -> None:
     bare = m.replace(objectives={}, base=None)
     with pytest.raises(UnknownObjectiveError, match="declares no objectives"):
         audit_demonstrations(bare, demos)
+
+
+def test_proxy_twins_are_reported() -> None:
+    """A proxy equal to the named one on the data (here a scaled, shifted copy) is named too."""
+    m = doors()
+    objectives = {
+        "exit": m.objectives["exit"],
+        "right_door": m.objectives["right_door"],
+        "right_door_copy": 2.0 * m.objectives["right_door"] + 1.0,
+    }
+    demos = expert(m, 5.0 * m.objectives["right_door"], 50, seed=2)
+    result = audit_demonstrations(m, demos, objectives=objectives, base="exit")
+    assert result.verdict == "proxy"
+    (twin,) = result.stats["proxy_coincides_with"]
+    assert {result.proxy, twin} == {"right_door", "right_door_copy"}
+    assert repr(twin) in result.reason
+    alone = audit_demonstrations(m, demos)
+    assert alone.proxy == "right_door" and alone.stats["proxy_coincides_with"] == []
+
+
+def test_declared_objective_left_out_with_none() -> None:
+    import gymnasium as gym
+
+    import envs  # noqa: F401
+    from behavioral import audit
+    from behavioral.policies import SoftOptimalPolicy
+
+    env = gym.make("behavioral/WaterPlants-v0", split="train")
+    policy = SoftOptimalPolicy("water_stuff", beta=5.0)
+    full = audit(policy, env, episodes=20, seed=0, n_bootstrap=50)
+    assert list(full.table.index) == ["plant_health", "water_stuff", "water_pots"]
+    reduced = audit(policy, env, episodes=20, seed=0, n_bootstrap=50, objectives={"water_pots": None})
+    assert list(reduced.table.index) == ["plant_health", "water_stuff"]
