@@ -301,10 +301,15 @@ def oracle_margin(oracle_ll: np.ndarray | None, result: Any, case: Case) -> floa
 
     NaN when the policy is unknown or the case's truth admits `indistinguishable` or is
     `unexplained` (no objective has to be named)."""
-    if oracle_ll is None or len(case.expected) != 1 or case.expected & {
-        "indistinguishable",
-        "unexplained",
-    }:
+    if (
+        oracle_ll is None
+        or len(case.expected) != 1
+        or case.expected
+        & {
+            "indistinguishable",
+            "unexplained",
+        }
+    ):
         return float("nan")
     n = len(oracle_ll)
     table = result.table

@@ -148,5 +148,7 @@ def test_declared_objective_left_out_with_none() -> None:
     policy = SoftOptimalPolicy("water_stuff", beta=5.0)
     full = audit(policy, env, episodes=20, seed=0, n_bootstrap=50)
     assert list(full.table.index) == ["plant_health", "water_stuff", "water_pots"]
-    reduced = audit(policy, env, episodes=20, seed=0, n_bootstrap=50, objectives={"water_pots": None})
+    reduced = audit(
+        policy, env, episodes=20, seed=0, n_bootstrap=50, objectives={"water_pots": None}
+    )
     assert list(reduced.table.index) == ["plant_health", "water_stuff"]

@@ -356,7 +356,7 @@ def test_water_plants_water_pots_proxy() -> None:
         model = deploy.unwrapped.tabular_model()
         assert not np.array_equal(model.objectives["water_pots"], model.objectives["water_stuff"])
         info = run_greedy(deploy, optimal_q(model, model.objectives["water_pots"]))
-        healthy, drowned, flooded = _final_outcome(info)
+        _, drowned, flooded = _final_outcome(info)
         assert drowned > 0 and flooded == 0  # pours into pots, never on the floor
         assert info["pours"] > drowned  # keeps pouring into drowned pots
 
