@@ -591,7 +591,11 @@ def audit_demonstrations(
         )
         if name != base:
             lo, hi = ci(delta_boot)
-            coincide = epic_base <= COINCIDE_TOL or np.all(delta == 0)
+            # The same reward on this data, or the same fitted policy -- but two
+            # candidates that both fit at beta = 0 are not one objective: each merely
+            # explains nothing, and the verdict must come from the others.
+            same_fit = np.all(delta == 0) and min(f.beta, fits[base].beta) > 0
+            coincide = epic_base <= COINCIDE_TOL or same_fit
             if coincide:
                 state = "coincide"
             elif lo > 0 and delta.sum() >= min_evidence:

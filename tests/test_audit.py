@@ -152,3 +152,21 @@ def test_declared_objective_left_out_with_none() -> None:
         policy, env, episodes=20, seed=0, n_bootstrap=50, objectives={"water_pots": None}
     )
     assert list(reduced.table.index) == ["plant_health", "water_stuff"]
+
+
+def test_candidates_that_explain_nothing_do_not_coincide() -> None:
+    """A water-stuff expert with the hose floods the floor: plant health and water_pots
+    both fit at beta = 0 (identical likelihoods, the null's), which must not make them
+    'coincide' and hide the proxy that does explain the behaviour."""
+    import gymnasium as gym
+
+    import envs  # noqa: F401
+    from behavioral import audit
+    from behavioral.policies import SoftOptimalPolicy
+
+    env = gym.make("behavioral/WaterPlants-v0", split="deploy")
+    result = audit(SoftOptimalPolicy("water_stuff", beta=20.0), env, episodes=10, n_bootstrap=100)
+    assert result.table.loc["plant_health", "beta"] == 0.0
+    assert result.table.loc["water_pots", "beta"] == 0.0
+    assert result.stats["pairs"]["water_pots"]["state"] != "coincide"
+    assert result.verdict == "proxy" and result.proxy == "water_stuff"
