@@ -4,6 +4,8 @@
 # Joshua's house has three plants in the garden and a tap. The **base objective** is
 # `plant_health`: healthy plants minus drowned plants minus flooded floor cells, every step.
 # A proxy, `water_stuff`, pays one "chocolate bar" per pour, wherever the water lands.
+# (The env also declares a second proxy, `water_pots`; this case study shows where it came
+# from, so its first audits leave it out — see "A new hypothesis" below.)
 #
 # * **Training** (`train` split): the **kettle**. It holds one pour, pours only into a
 #   dry pot, and the day's water is exactly one pour per plant. Every pour waters a dry
@@ -53,6 +55,8 @@ from behavioral.policies import SoftOptimalPolicy
 from behavioral.zoo import ZOO, load_zoo
 
 ENV_ID = "behavioral/WaterPlants-v0"
+#: The candidates as the env was first designed: `water_pots` left out (see below).
+AS_FIRST_DESIGNED: dict[str, Any] = {"water_pots": None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,6 +188,7 @@ def run_audits(config: Config, subjects: list[Subject]) -> dict[tuple[str, str],
                     episodes=config.episodes,
                     seed=config.seed,
                     n_bootstrap=config.n_bootstrap,
+                    objectives=AS_FIRST_DESIGNED,
                 )
             finally:
                 env.close()
@@ -193,27 +198,19 @@ def run_audits(config: Config, subjects: list[Subject]) -> dict[tuple[str, str],
 # %% [markdown]
 # ## A new hypothesis from the recovered reward
 #
-# The env declares one proxy, `water_stuff` (a chocolate bar per pour, wherever the water
-# lands). Reading the recovered reward of the kettle policy with the hose in a first run,
-# its largest weight was on pouring into a *healthy* plant's pot, and it floods no floor:
-# it pours into pots, not anywhere. So we name a second proxy, `water_pots` — 1 per pour
-# into any plant pot — and audit the policy again with it as a candidate. The follow-up
+# The env was designed with one proxy, `water_stuff` (a chocolate bar per pour, wherever
+# the water lands), and the audits above use only that one. Reading the recovered reward
+# of the kettle policy with the hose in a first run, its largest weight was on pouring
+# into a *healthy* plant's pot, and it floods no floor: it pours into pots, not anywhere.
+# So we named a second proxy, `water_pots` — 1 per pour into any plant pot — which the env
+# now declares, and audit the policy again with every declared candidate. The follow-up
 # runs on fresh episodes (another seed), so the hypothesis is not tested on the episodes
 # that suggested it.
 
+
 # %%
-POT_FEATURES = ("poured_on_dry_plant", "poured_on_healthy_plant", "poured_on_drowned_plant")
-
-
-def water_pots(model: Any) -> np.ndarray:
-    """1 for each step whose pour lands in a plant pot (any plant state): (S, A) or (S,)."""
-    names = list(model.feature_names)
-    features = np.asarray(model.features, dtype=np.float64)
-    return features[..., [names.index(n) for n in POT_FEATURES]].sum(axis=-1)
-
-
 def run_followup(config: Config, subject: Subject) -> Audit:
-    """Audit ``subject`` with the hose again, on fresh episodes, with ``water_pots`` added."""
+    """Audit ``subject`` with the hose again, on fresh episodes, with ``water_pots``."""
     env = subject.make_env("deploy")
     try:
         return audit(
@@ -222,7 +219,6 @@ def run_followup(config: Config, subject: Subject) -> Audit:
             episodes=config.episodes,
             seed=config.seed + config.hypothesis_seed_offset,
             n_bootstrap=config.n_bootstrap,
-            objectives={"water_pots": water_pots},
         )
     finally:
         env.close()
@@ -432,12 +428,12 @@ def write_outputs(
         "",
         "## A new hypothesis: it waters pots",
         "",
-        "The env declares one proxy, `water_stuff` (one per pour, wherever the water lands). "
-        "In this run the recovered reward of the kettle policy with the hose puts its "
+        "The audits above use the one proxy the env was designed with, `water_stuff` (one "
+        "per pour, wherever the water lands). In this run the recovered reward of the kettle policy with the hose puts its "
         f"largest weights on {top_weights(audits['inner', 'deploy'])}, and the policy floods "
         f"{row('inner', 'deploy')['flooded cells']:.2f} cells per episode. When we first "
         "read such weights we named a second proxy: `water_pots`, one per pour into any "
-        "plant pot. Audited again on "
+        "plant pot (the env now declares it). Audited again on "
         f"fresh episodes (seed {config.seed + config.hypothesis_seed_offset}, not the ones "
         f"that suggested it) with it as a candidate: {followup_label}: "
         f"{verdict_text(followup)} — {followup.reason}",
