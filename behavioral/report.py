@@ -34,6 +34,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -1086,11 +1087,28 @@ def _esc(x: Any) -> str:
 
 
 def _md(x: Any) -> str:
-    """Escape text for Markdown (and for the HTML that Markdown renderers pass through)."""
-    s = html.escape(str(x), quote=False)
-    for ch in "\\`*_{}[]()#+!|":
+    """Escape inline text for Markdown (and for the HTML that renderers pass through).
+
+    Only what can start markup inside a line is escaped -- emphasis, code, links and
+    images (their brackets), table cells -- plus a block marker at the start, so the
+    raw file stays readable: ``water_stuff`` becomes ``water\\_stuff``, not more.
+    """
+    s = html.escape(str(x), quote=False).replace("\n", " ")
+    for ch in "\\`*_[]|":
         s = s.replace(ch, "\\" + ch)
-    return s.replace("\n", " ")
+    head = s.lstrip("0123456789")
+    if s[:1] in ("#", "+", "-"):  # a heading or a list item
+        s = "\\" + s
+    elif head != s and head[:1] in (".", ")") and head[1:2] in ("", " "):  # "1. ": a list item
+        k = len(s) - len(head)
+        s = s[:k] + "\\" + s[k:]
+    return s
+
+
+def _code(x: Any) -> str:
+    """A name as a Markdown code span when it is a plain identifier, else escaped text."""
+    s = str(x)
+    return f"`{s}`" if re.fullmatch(r"[\w.\-]+", s) else _md(s)
 
 
 def _num(x: Any, digits: int = 3) -> str:
@@ -1301,7 +1319,7 @@ def _page(title: str, body: str) -> str:
 def report_markdown(audit: Audit, figure_names: Sequence[str], captions: Mapping[str, str]) -> str:
     """The report as Markdown, referring to the PNGs next to it."""
     lines = [f"# {_md(_title(audit))}", ""]
-    proxy = f" (proxy: `{_md(audit.proxy)}`)" if audit.proxy else ""
+    proxy = f" (proxy: {_code(audit.proxy)})" if audit.proxy else ""
     lines += [f"**Verdict: {audit.verdict.upper()}**{proxy}", ""]
     lines += [_md(_sentence(audit.reason)), ""]
     lines += [f"_{_md(VERDICT_MEANING.get(audit.verdict, ''))}_", ""]
@@ -1492,7 +1510,7 @@ def write_comparison_report(
         )
         md = [f"# {_md(title)}", ""]
         for a, lab in zip(audits, labels):
-            proxy = f" (proxy: `{_md(a.proxy)}`)" if a.proxy else ""
+            proxy = f" (proxy: {_code(a.proxy)})" if a.proxy else ""
             md += [
                 f"## {_md(lab)}: **{a.verdict.upper()}**{proxy}",
                 "",

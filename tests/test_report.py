@@ -256,6 +256,16 @@ def test_user_supplied_names_are_escaped(tmp_path) -> None:
     assert "<img" not in md and "<script" not in md
 
 
+def test_markdown_stays_readable(tmp_path, proxy_audit) -> None:
+    """Names render as code spans (no backslashes inside them); prose is escaped only
+    where Markdown would read markup."""
+    md = (proxy_audit.save(tmp_path / "run") / "report.md").read_text(encoding="utf-8")
+    assert "(proxy: `right_door`)" in md
+    assert "\\(" not in md and "\\#" not in md and "\\." not in md
+    assert "right\\_door" in md  # in prose an underscore is escaped
+    assert rp._md("1. a list? *no*") == "1\\. a list? \\*no\\*"
+
+
 def test_write_report_refuses_nothing_but_replaces_its_files(tmp_path, proxy_audit) -> None:
     path = rp.write_report(proxy_audit, tmp_path / "d")
     first = path.read_text(encoding="utf-8")
