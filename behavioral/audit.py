@@ -50,7 +50,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.optimize
 import scipy.stats
+from threadpoolctl import threadpool_limits
 
 from behavioral import compare
 from behavioral.errors import (
@@ -85,6 +87,8 @@ VERDICTS = ("aligned", "proxy", "indistinguishable", "unexplained")
 COINCIDE_TOL = 1e-6
 #: Largest inverse temperature fitted, relative to the candidate's reward scale.
 _BETA_MAX = 1e3
+#: The lapse rate's starting point and upper bound (1 would be the uniform policy).
+_LAPSE_START, _LAPSE_MAX = 0.05, 0.99
 
 ObjectiveSpec = np.ndarray | Callable[[TabularModel], np.ndarray]
 
@@ -163,6 +167,7 @@ class _CandidateFit:
     living_reward: float  # weight of the per-step nuisance (0 when not fitted)
     episode_ll: np.ndarray  # (N,)
     discount: float = 1.0  # the time preference that fitted best
+    lapse: float = 0.0  # the fitted probability of a uniformly random action
 
 
 def _fit_candidate(
@@ -173,6 +178,7 @@ def _fit_candidate(
     rewards: Sequence[np.ndarray] | None,
     living: bool,
     discounts: Sequence[float] = (),
+    lapse: bool = False,
 ) -> _CandidateFit:
     """The best fit over the time preferences ``discounts`` (the models' own if empty).
 
@@ -183,7 +189,7 @@ def _fit_candidate(
     best: _CandidateFit | None = None
     for gamma in discounts or (models[0].discount,):
         ms = models if gamma == models[0].discount else [m.replace(discount=gamma) for m in models]
-        fit = _fit_candidate_at(name, role, ms, demos, rewards, living)
+        fit = _fit_candidate_at(name, role, ms, demos, rewards, living, lapse)
         fit = dataclasses.replace(fit, discount=float(gamma))
         if best is None or fit.episode_ll.sum() > best.episode_ll.sum() + 1e-9:
             best = fit
@@ -198,11 +204,13 @@ def _fit_candidate_at(
     demos: Sequence[Demonstration],
     rewards: Sequence[np.ndarray] | None,
     living: bool,
+    lapse: bool = False,
 ) -> _CandidateFit:
     """Fit ``beta >= 0`` (and the living reward, free in sign) by maximum causal likelihood.
 
     ``rewards=None`` fits the null model: the living reward alone (or, without it, the
-    uniformly random policy).
+    uniformly random policy). With ``lapse``, the fit is then refined with a lapse rate
+    (:meth:`MaxEntObjective.lapse_value_and_grad`), kept when it fits better.
     """
     scale = 0.0 if rewards is None else max(float(np.max(np.abs(r))) for r in rewards)
     columns: list[list[np.ndarray]] = [[] for _ in models]
@@ -231,9 +239,41 @@ def _fit_candidate_at(
     )
     res = fit_objective(problem, bounds=bounds, gtol=1e-10, max_iter=300)
     theta = res.weights
+    episode_ll = problem.episode_log_likelihoods(theta)
+    lapse_rate = 0.0
+    if lapse:
+        theta, lapse_rate, episode_ll = _refine_with_lapse(problem, theta, bounds, episode_ll)
     beta = float(theta[0]) / scale if scale > 0.0 else 0.0
     alive = float(theta[-1]) if living else 0.0
-    return _CandidateFit(name, role, beta, alive, problem.episode_log_likelihoods(theta))
+    return _CandidateFit(name, role, beta, alive, episode_ll, lapse=lapse_rate)
+
+
+def _refine_with_lapse(
+    problem: MaxEntObjective,
+    theta: np.ndarray,
+    bounds: Sequence[tuple[float | None, float | None]],
+    episode_ll: np.ndarray,
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """Refit ``theta`` with a lapse rate from the lapse-free fit; keep whichever fits better.
+
+    The likelihood with lapses is not concave, so the lapse-free optimum (lapse 0 is
+    inside the model) guards against a worse local optimum.
+    """
+    x0 = np.append(theta, _LAPSE_START)
+    with threadpool_limits(limits=1, user_api="blas"):
+        res = scipy.optimize.minimize(
+            problem.lapse_value_and_grad,
+            x0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[*bounds, (0.0, _LAPSE_MAX)],
+            options={"maxiter": 300, "gtol": 1e-9, "ftol": 1e-12},
+        )
+    th, lam = np.asarray(res.x[:-1], dtype=np.float64), float(res.x[-1])
+    ll = problem.lapse_episode_log_likelihoods(th, lam)
+    if ll.sum() > episode_ll.sum() + 1e-9:
+        return th, lam, ll
+    return theta, 0.0, episode_ll
 
 
 def _stack_reward(rewards: Sequence[np.ndarray], n_actions: int) -> np.ndarray:
@@ -413,6 +453,7 @@ def audit_demonstrations(
     significance: float = 0.01,
     living_reward: bool = True,
     discounts: Sequence[float] | None = (1.0, 0.99, 0.95, 0.9),
+    lapse: bool | str = "auto",
     min_evidence: float = math.log(20.0),
     recovered: RecoveredReward | None = None,
     metadata: Mapping[str, Any] | None = None,
@@ -450,6 +491,19 @@ def audit_demonstrations(
             discounting waters the plants or reaches a door sooner than an undiscounted
             planner would, and that haste must not count as evidence for an objective
             that happens to reward speed. None or empty: the models' own discount only.
+        lapse: fit every candidate (and the null model) with a lapse rate too -- a third
+            nuisance: the probability that an action is drawn uniformly at random instead
+            of soft-optimally. An epsilon-greedy agent, or one whose sampling is noisy,
+            mostly acts on its objective and sometimes at random; a soft-optimal policy
+            alone can only express that as a low temperature everywhere, which fits badly
+            and can favour the wrong objective (measured: an epsilon = 0.3 plant-health
+            agent on WaterPlants' kettle was called `proxy`). ``"auto"`` (default) uses
+            it when the data show lapses: when it raises the best candidate's total
+            log-likelihood by at least ``min_evidence`` -- a flexible nuisance also lets
+            the null model and a wrong candidate mimic a goal-directed agent, which costs
+            power when there is nothing to gain (measured: a beta = 2 expert's 50
+            episodes in a 7-cell corridor went from `aligned` to `indistinguishable`).
+            True or False: always or never.
         min_evidence: the smallest total log-likelihood ratio (nats, summed over the
             episodes) between a proxy and the base objective that counts as a
             difference, on top of the confidence interval excluding a tie. Default
@@ -463,8 +517,8 @@ def audit_demonstrations(
 
     Returns:
         An :class:`Audit`. Its ``table`` has one row per candidate with: ``role``,
-        ``beta`` (fitted inverse temperature), ``living_reward`` (the nuisance weight),
-        ``log_likelihood`` (mean per episode), ``ll_null`` (the null model's),
+        ``beta`` (fitted inverse temperature), ``living_reward``, ``discount`` and
+        ``lapse`` (the nuisances' fitted values), ``log_likelihood`` (mean per episode), ``ll_null`` (the null model's),
         with ``ll_low``/``ll_high`` (bootstrap CI), ``delta_vs_base`` (mean per-episode
         log-likelihood difference to the base objective) with CI, ``epic_to_recovered``
         with CI, ``epic_to_base`` (on the data's coverage) and ``explained`` (fraction
@@ -516,10 +570,30 @@ def audit_demonstrations(
     # 2. Likelihood of each candidate at its fitted temperature; the random null.
     living = living_reward and any(np.any(_alive(m) == 0.0) for m in model_list)
     gammas = tuple(sorted({float(g) for g in discounts}, reverse=True)) if discounts else ()
-    fits = {base: _fit_candidate(base, "base", model_list, demos, cands[base], living, gammas)}
-    for p in proxies:
-        fits[p] = _fit_candidate(p, "proxy", model_list, demos, cands[p], living, gammas)
-    null = _fit_candidate("null", "null", model_list, demos, None, living, gammas)
+    if lapse not in (True, False, "auto"):
+        raise ValueError(f"lapse must be True, False or 'auto', got {lapse!r}")
+
+    def fit_all(with_lapse: bool) -> tuple[dict[str, _CandidateFit], _CandidateFit]:
+        roles = {base: "base", **{p: "proxy" for p in proxies}}
+        fitted = {
+            n: _fit_candidate(n, role, model_list, demos, cands[n], living, gammas, with_lapse)
+            for n, role in roles.items()
+        }
+        null_fit = _fit_candidate(
+            "null", "null", model_list, demos, None, living, gammas, with_lapse
+        )
+        return fitted, null_fit
+
+    fits, null = fit_all(lapse is True)
+    lapse_gain = None
+    if lapse == "auto":
+        first = max(fits, key=lambda n: fits[n].episode_ll.sum())
+        trial = _fit_candidate(
+            first, fits[first].role, model_list, demos, cands[first], living, gammas, True
+        )
+        lapse_gain = float(trial.episode_ll.sum() - fits[first].episode_ll.sum())
+        if lapse_gain >= min_evidence:
+            fits, null = fit_all(True)
     null_ll = null.episode_ll
     rec_problem = MaxEntObjective(
         [_with_single_feature(m, r) for m, r in zip(model_list, rec_rewards)], demos
@@ -576,6 +650,7 @@ def audit_demonstrations(
                 "beta": f.beta,
                 "living_reward": f.living_reward,
                 "discount": f.discount,
+                "lapse": f.lapse,
                 "log_likelihood": float(f.episode_ll.mean()),
                 "ll_low": ci(ll_boot)[0],
                 "ll_high": ci(ll_boot)[1],
@@ -635,6 +710,8 @@ def audit_demonstrations(
         "p_value_best_vs_recovered": p_vs_recovered,
         "recovered_gain_per_episode": rec_gain,
         "pairs": pair_stats,
+        "lapse": lapse,
+        "lapse_gain": lapse_gain,  # "auto": the best candidate's log-likelihood gain
         "proxy_coincides_with": [],  # proxies equal to the named one on this data
         "confidence": confidence,
         "n_bootstrap": n_bootstrap,

@@ -271,3 +271,44 @@ def test_cross_validated_l2() -> None:
         select_l2([model], demos[:2], features="states", folds=5)
     with pytest.raises(ValueError, match="'cv'"):
         maxent_irl(model, demos, l2="auto")
+
+
+@pytest.mark.parametrize("discount", [1.0, 0.9])
+def test_lapse_likelihood_and_gradient(discount: float) -> None:
+    """The soft-optimal policy with lapses: at lapse 0 it is the plain log-likelihood, and
+    its gradient (a backward pass of feature expectations to go) matches finite
+    differences -- over two stacked levels of different sizes, episodes ending early."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from doors_model import doors
+
+    levels = [doors(), doors(n=5)]
+    levels = [m.replace(discount=discount) for m in levels]
+    rng = np.random.default_rng(0)
+    demos = []
+    for i, m in enumerate(levels):
+        _, _, pi = soft_bellman(m, 2.0 * m.objectives["exit"])
+        for d in sample_demonstrations(m, pi, 15, rng):
+            demos.append(Demonstration(d.states, d.actions, d.terminal, level=i))
+    problem = MaxEntObjective(levels, demos)
+    theta = np.array([1.5, -0.5, 0.2])
+    np.testing.assert_allclose(
+        problem.lapse_episode_log_likelihoods(theta, 0.0),
+        problem.episode_log_likelihoods(theta),
+        rtol=1e-12,
+    )
+    x = np.array([*theta, 0.3])
+    value, grad = problem.lapse_value_and_grad(x)
+    assert value == pytest.approx(-problem.lapse_episode_log_likelihoods(theta, 0.3).mean())
+    eps = 1e-6
+    numeric = [
+        (
+            problem.lapse_value_and_grad(x + eps * e)[0]
+            - problem.lapse_value_and_grad(x - eps * e)[0]
+        )
+        / (2 * eps)
+        for e in np.eye(4)
+    ]
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8)

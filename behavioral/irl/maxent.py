@@ -513,6 +513,102 @@ class MaxEntObjective:
         """Mean over demonstrations of ``sum_t log pi_t(a_t | s_t)`` (real steps only)."""
         return float(self.episode_log_likelihoods(theta).mean())
 
+    # -- the soft-optimal policy with lapses ---------------------------------------------
+    # A behavioural model for agents that mostly act soft-optimally but now and then act
+    # at random (epsilon-greedy agents, sampling noise): with probability ``lapse`` an
+    # action is drawn uniformly, ``p_t(a|s) = (1 - lapse) pi_t(a|s) + lapse / A``. Its
+    # log-likelihood is not the MCE dual, so its gradient needs the derivative of every
+    # visited ``log pi_t(a|s)``: with ``Q_t = r + gamma P V_{t+1}`` and ``V_t = logsumexp_a
+    # Q_t``, ``d log pi_t(a|s) = dQ_t(s, a) - dV_t(s)``, where ``dV_t(s) = sum_a pi_t(a|s)
+    # dQ_t(s, a)`` and ``dQ_t(s, a) = phi(s, a) + gamma sum_s' P(s'|s, a) dV_{t+1}(s')`` --
+    # the soft-optimal policy's discounted feature expectations to go, one backward pass.
+
+    def _steps(self, c: _Chunk) -> dict[str, np.ndarray]:
+        """The chunk's demonstrated steps (t, stacked state, action, episode), sorted by t."""
+        cached = getattr(c, "_lapse_steps", None)
+        if cached is not None:
+            return cached
+        where = {lvl: j for j, lvl in enumerate(c.levels)}
+        t, s, a, ep = [], [], [], []
+        for i, d in enumerate(self.demos):
+            j = where.get(d.level)
+            if j is None:
+                continue
+            n = d.actions.shape[0]
+            t.append(np.arange(n))
+            s.append(c.offsets[j] + d.states[:n])
+            a.append(d.actions)
+            ep.append(np.full(n, i))
+        tt, ss, aa, ee = (np.concatenate(x).astype(np.int64) for x in (t, s, a, ep))
+        order = np.argsort(tt, kind="stable")
+        steps = {
+            "t": tt[order],
+            "s": ss[order],
+            "a": aa[order],
+            "episode": ee[order],
+            "bounds": np.searchsorted(tt[order], np.arange(self.horizon + 1)),
+            "T": sp.csr_array(
+                (c.data, c.indices, c.indptr), shape=(c.n_states * self.n_actions, c.n_states)
+            ),
+        }
+        c._lapse_steps = steps  # type: ignore[attr-defined]
+        return steps
+
+    def _check_lapse_mode(self) -> None:
+        if self.features != "model":
+            raise ValueError("the lapse model needs features='model'")
+
+    def lapse_episode_log_likelihoods(self, theta: np.ndarray, lapse: float) -> np.ndarray:
+        """``sum_t log((1 - lapse) pi_t(a_t|s_t) + lapse / A)`` per demonstration, (N,)."""
+        self._check_lapse_mode()
+        theta = np.ascontiguousarray(theta, dtype=np.float64)
+        out = np.zeros(self.n_demos)
+        A = self.n_actions
+        for c in self.chunks:
+            self._backup(c, theta)
+            st = self._steps(c)
+            p = c.pi[st["t"], st["s"], st["a"]]
+            mix = np.maximum((1.0 - lapse) * p + lapse / A, 1e-300)
+            out += np.bincount(st["episode"], weights=np.log(mix), minlength=self.n_demos)
+        return out
+
+    def lapse_value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """Minus the mean log-likelihood per demonstration under lapses, and its gradient.
+
+        ``x`` is ``(theta..., lapse)``; returns the value and a (K + 1,) gradient.
+        """
+        self._check_lapse_mode()
+        x = np.asarray(x, dtype=np.float64)
+        theta, lapse = np.ascontiguousarray(x[:-1]), float(x[-1])
+        A, H, K = self.n_actions, self.horizon, self.n_features
+        ll = 0.0
+        grad = np.zeros(K + 1)
+        for c in self.chunks:
+            self._backup(c, theta)
+            st = self._steps(c)
+            S = c.n_states
+            p = c.pi[st["t"], st["s"], st["a"]]
+            mix = np.maximum((1.0 - lapse) * p + lapse / A, 1e-300)
+            ll += float(np.sum(np.log(mix)))
+            grad[K] += float(np.sum((1.0 / A - p) / mix))
+            w = (1.0 - lapse) * p / mix  # d log mix / d log pi at each step
+            phi = (
+                c.feats.reshape(S, A, K)
+                if c.mode == 1
+                else np.broadcast_to(c.feats[:, None, :], (S, A, K))
+            )
+            F = np.zeros((S, K))  # dV_{t+1}
+            b = st["bounds"]
+            for t in range(H - 1, -1, -1):
+                G = phi + self.discount * (st["T"] @ F).reshape(S, A, K)  # dQ_t
+                F = np.einsum("sa,sak->sk", c.pi[t], G)  # dV_t
+                lo, hi = b[t], b[t + 1]
+                if hi > lo:
+                    s_t, a_t = st["s"][lo:hi], st["a"][lo:hi]
+                    grad[:K] += w[lo:hi] @ (G[s_t, a_t] - F[s_t])
+        n = self.n_demos
+        return -ll / n, -grad / n
+
     def rewards(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
         """The reward array of every model (not only those with demonstrations)."""
         out = []
