@@ -170,3 +170,38 @@ def test_candidates_that_explain_nothing_do_not_coincide() -> None:
     assert result.table.loc["water_pots", "beta"] == 0.0
     assert result.stats["pairs"]["water_pots"]["state"] != "coincide"
     assert result.verdict == "proxy" and result.proxy == "water_stuff"
+
+
+def test_lapses_are_a_nuisance_not_evidence() -> None:
+    """ε-greedy agents for plant health and for water stuff act the same with the kettle
+    (their plans differ in 0.09% of (step, state) pairs; these episodes are identical).
+    With the lapse nuisance both are indistinguishable, with the lapse rate recovered;
+    without it the soft-optimal fit misreads the lapses as evidence for the proxy."""
+    import gymnasium as gym
+
+    import envs  # noqa: F401
+    from behavioral.audit import merge_levels
+    from behavioral.policies import EpsilonGreedyPolicy
+    from behavioral.rollout import rollout
+
+    env = gym.make("behavioral/WaterPlants-v0", split="train")
+    runs = []
+    for objective in ("plant_health", "water_stuff"):
+        policy = EpsilonGreedyPolicy(objective, epsilon=0.3, discount=0.99)
+        data = rollout(policy, env, episodes=60, seed=0)
+        models, levels = merge_levels(data.level_models(env))
+        runs.append((models, data.demonstrations(), levels))
+    assert all(
+        np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+        for a, b in zip(runs[0][1], runs[1][1])
+    )
+    models, demos, levels = runs[0]
+    result = audit_demonstrations(models, demos, levels, n_bootstrap=200)
+    assert result.verdict == "indistinguishable"
+    assert result.stats["lapse_gain"] >= np.log(20.0)
+    # ε-greedy over 5 actions: a uniformly random action with probability 0.3
+    assert result.table.loc["plant_health", "lapse"] == pytest.approx(0.3, abs=0.05)
+    plain = audit_demonstrations(models, demos, levels, n_bootstrap=200, lapse=False)
+    assert plain.verdict == "proxy" and (plain.table["lapse"] == 0).all()
+    with pytest.raises(ValueError, match="lapse"):
+        audit_demonstrations(models, demos, levels, lapse="sometimes")
