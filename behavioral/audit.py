@@ -179,17 +179,20 @@ def _fit_candidate(
     living: bool,
     discounts: Sequence[float] = (),
     lapse: bool = False,
+    cache: dict[Any, Any] | None = None,
 ) -> _CandidateFit:
     """The best fit over the time preferences ``discounts`` (the models' own if empty).
 
     Each discount is a nuisance like the living reward: an agent trained with discounting
     pursues its objective sooner rather than later. The fit with the highest
-    log-likelihood of the demonstrated actions is kept.
+    log-likelihood of the demonstrated actions is kept. ``cache`` keeps each lapse-free
+    fit, so refining it with a lapse later does not repeat it.
     """
     best: _CandidateFit | None = None
     for gamma in discounts or (models[0].discount,):
         ms = models if gamma == models[0].discount else [m.replace(discount=gamma) for m in models]
-        fit = _fit_candidate_at(name, role, ms, demos, rewards, living, lapse)
+        key = (role, name, float(gamma))
+        fit = _fit_candidate_at(name, role, ms, demos, rewards, living, lapse, cache, key)
         fit = dataclasses.replace(fit, discount=float(gamma))
         if best is None or fit.episode_ll.sum() > best.episode_ll.sum() + 1e-9:
             best = fit
@@ -205,6 +208,8 @@ def _fit_candidate_at(
     rewards: Sequence[np.ndarray] | None,
     living: bool,
     lapse: bool = False,
+    cache: dict[Any, Any] | None = None,
+    key: Any = None,
 ) -> _CandidateFit:
     """Fit ``beta >= 0`` (and the living reward, free in sign) by maximum causal likelihood.
 
@@ -234,12 +239,16 @@ def _fit_candidate_at(
             0.0,
             np.array([-d.actions.shape[0] * math.log(models[0].n_actions) for d in demos]),
         )
-    problem = MaxEntObjective(
-        [_with_features(m, cols, names) for m, cols in zip(models, columns)], demos
-    )
-    res = fit_objective(problem, bounds=bounds, gtol=1e-10, max_iter=300)
-    theta = res.weights
-    episode_ll = problem.episode_log_likelihoods(theta)
+    if cache is not None and key in cache:
+        problem, theta, episode_ll = cache[key]
+    else:
+        problem = MaxEntObjective(
+            [_with_features(m, cols, names) for m, cols in zip(models, columns)], demos
+        )
+        theta = fit_objective(problem, bounds=bounds, gtol=1e-10, max_iter=300).weights
+        episode_ll = problem.episode_log_likelihoods(theta)
+        if cache is not None:
+            cache[key] = (problem, theta, episode_ll)
     lapse_rate = 0.0
     if lapse:
         theta, lapse_rate, episode_ll = _refine_with_lapse(problem, theta, bounds, episode_ll)
@@ -573,27 +582,29 @@ def audit_demonstrations(
     if lapse not in (True, False, "auto"):
         raise ValueError(f"lapse must be True, False or 'auto', got {lapse!r}")
 
+    cache: dict[Any, Any] = {}  # lapse-free fits, reused when a lapse is added
+
+    def fit(name: str, role: str, rewards: Any, with_lapse: bool) -> _CandidateFit:
+        return _fit_candidate(
+            name, role, model_list, demos, rewards, living, gammas, with_lapse, cache
+        )
+
     def fit_all(with_lapse: bool) -> tuple[dict[str, _CandidateFit], _CandidateFit]:
         roles = {base: "base", **{p: "proxy" for p in proxies}}
-        fitted = {
-            n: _fit_candidate(n, role, model_list, demos, cands[n], living, gammas, with_lapse)
-            for n, role in roles.items()
-        }
-        null_fit = _fit_candidate(
-            "null", "null", model_list, demos, None, living, gammas, with_lapse
-        )
-        return fitted, null_fit
+        fitted = {n: fit(n, role, cands[n], with_lapse) for n, role in roles.items()}
+        return fitted, fit("null", "null", None, with_lapse)
 
     fits, null = fit_all(lapse is True)
     lapse_gain = None
     if lapse == "auto":
         first = max(fits, key=lambda n: fits[n].episode_ll.sum())
-        trial = _fit_candidate(
-            first, fits[first].role, model_list, demos, cands[first], living, gammas, True
-        )
+        trial = fit(first, fits[first].role, cands[first], True)
         lapse_gain = float(trial.episode_ll.sum() - fits[first].episode_ll.sum())
         if lapse_gain >= min_evidence:
-            fits, null = fit_all(True)
+            fits = {
+                n: trial if n == first else fit(n, f.role, cands[n], True) for n, f in fits.items()
+            }
+            null = fit("null", "null", None, True)
     null_ll = null.episode_ll
     rec_problem = MaxEntObjective(
         [_with_single_feature(m, r) for m, r in zip(model_list, rec_rewards)], demos
