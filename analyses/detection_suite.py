@@ -21,8 +21,12 @@
 # the proxy pays per pour, whenever it happens), so the timing of the waterings can separate
 # them: there both the expert's own objective and `indistinguishable` count as correct.
 #
-# Run: `python analyses/detection_suite.py` (about half an hour on 2 cores), or
-# `python analyses/detection_suite.py --fast` for a small subset.
+# With the kettle both proxies are the same reward (water only ever goes into a dry pot), so
+# a `water_pots` expert there named `proxy (water_stuff)` is named correctly.
+#
+# Run: `python analyses/detection_suite.py` (about 35 minutes in one process; run it as
+# `--shard 0/2` and `--shard 1/2` in parallel and merge with `--report` for about 18 minutes
+# on 2 cores), or `python analyses/detection_suite.py --fast` for a small subset.
 
 # %%
 from __future__ import annotations
