@@ -1123,12 +1123,29 @@ def _num(x: Any, digits: int = 3) -> str:
     return f"{v:.{digits}g}"
 
 
+#: The nuisances fitted with each candidate: (table column, table header, note).
+_NUISANCES = (
+    (
+        "living_reward",
+        "living reward",
+        "living reward: a per-step reward fitted with each candidate (urgency), so that an "
+        "objective pursued hastily or leisurely is still recognised.",
+    ),
+    ("discount", "discount", "discount: the time preference that fitted best."),
+    (
+        "lapse",
+        "lapse",
+        "lapse: the fitted chance of a uniformly random action (fitted only when the data "
+        "show lapses), so that a noisy or ε-greedy agent is not misread.",
+    ),
+)
+
+
 def _table(audit: Audit) -> tuple[list[str], list[list[str]]]:
     """Header and formatted rows of the candidate table (optional columns when present)."""
     t = audit.table
-    living = "living_reward" in t.columns
-    head = ["objective", "role", "β"]
-    head += ["living reward"] if living else []
+    extra = [(col, header) for col, header, _ in _NUISANCES if col in t.columns]
+    head = ["objective", "role", "β", *(header for _, header in extra)]
     head += [
         "log-lik / episode [CI]",
         "Δ vs base [CI]",
@@ -1139,7 +1156,7 @@ def _table(audit: Audit) -> tuple[list[str], list[list[str]]]:
     rows = []
     for name, r in t.iterrows():
         row = [str(name), str(r["role"]), _num(r["beta"])]
-        row += [_num(r["living_reward"])] if living else []
+        row += [_num(r[col]) for col, _ in extra]
         row += [
             f"{_num(r['log_likelihood'])} [{_num(r['ll_low'])}, {_num(r['ll_high'])}]",
             f"{_num(r['delta_vs_base'])} [{_num(r['delta_low'])}, {_num(r['delta_high'])}]",
@@ -1153,14 +1170,9 @@ def _table(audit: Audit) -> tuple[list[str], list[list[str]]]:
 
 def _table_note(audit: Audit) -> str:
     conf = float(audit.stats.get("confidence", 0.95))
-    living = (
-        " living reward: a per-step reward fitted with each candidate (urgency), so that an "
-        "objective pursued hastily or leisurely is still recognised."
-        if "living_reward" in audit.table.columns
-        else ""
-    )
+    notes = "".join(" " + note for col, _, note in _NUISANCES if col in audit.table.columns)
     return (
-        f"β: fitted inverse temperature.{living} Intervals: {conf:.0%} bootstrap over "
+        f"β: fitted inverse temperature.{notes} Intervals: {conf:.0%} bootstrap over "
         "episodes. Δ vs base: log-likelihood per episode minus the base objective's. "
         "explained: the fraction of the recovered reward's likelihood gain over the null "
         "model that the candidate reaches."
