@@ -273,11 +273,13 @@ def test_cross_validated_l2() -> None:
         maxent_irl(model, demos, l2="auto")
 
 
+@pytest.mark.parametrize("state_features", [False, True])
 @pytest.mark.parametrize("discount", [1.0, 0.9])
-def test_lapse_likelihood_and_gradient(discount: float) -> None:
+def test_lapse_likelihood_and_gradient(discount: float, state_features: bool) -> None:
     """The soft-optimal policy with lapses: at lapse 0 it is the plain log-likelihood, and
     its gradient (a backward pass of feature expectations to go) matches finite
-    differences -- over two stacked levels of different sizes, episodes ending early."""
+    differences -- over two stacked levels of different sizes, episodes ending early,
+    with state-action or state features."""
     import sys
     from pathlib import Path
 
@@ -286,6 +288,8 @@ def test_lapse_likelihood_and_gradient(discount: float) -> None:
 
     levels = [doors(), doors(n=5)]
     levels = [m.replace(discount=discount) for m in levels]
+    if state_features:  # (S, K): the features of the state an action is taken in
+        levels = [m.replace(features=m.features[:, 0, :]) for m in levels]
     rng = np.random.default_rng(0)
     demos = []
     for i, m in enumerate(levels):
