@@ -527,8 +527,8 @@ def audit_demonstrations(
     Returns:
         An :class:`Audit`. Its ``table`` has one row per candidate with: ``role``,
         ``beta`` (fitted inverse temperature), ``living_reward``, ``discount`` and
-        ``lapse`` (the nuisances' fitted values), ``log_likelihood`` (mean per episode), ``ll_null`` (the null model's),
-        with ``ll_low``/``ll_high`` (bootstrap CI), ``delta_vs_base`` (mean per-episode
+        ``lapse`` (the nuisances' fitted values), ``log_likelihood`` (mean per
+        episode), ``ll_null`` (the null model's), with ``ll_low``/``ll_high`` (bootstrap CI), ``delta_vs_base`` (mean per-episode
         log-likelihood difference to the base objective) with CI, ``epic_to_recovered``
         with CI, ``epic_to_base`` (on the data's coverage) and ``explained`` (fraction
         of the recovered reward's likelihood gain over random that the candidate reaches).
@@ -883,7 +883,7 @@ def audit(
         progress_bar: show progress bars.
         method_kwargs: extra arguments for the IRL method (e.g. AIRL's training steps).
         **kwargs: passed to :func:`audit_demonstrations` (``confidence``,
-            ``n_bootstrap``, ``l2``, ``min_explained``, ``significance``).
+            ``n_bootstrap``, ``l2``, ``min_explained``, ``significance``, ``lapse``, ...).
 
     Returns:
         An :class:`Audit`.
