@@ -202,6 +202,7 @@ class _Chunk:
     pi: np.ndarray  # (H, S_total, A) scratch
     V: np.ndarray  # (H, S_total)
     reward: np.ndarray  # (S_total, A) or (S_total, 1)
+    steps: dict[str, Any] | None = None  # demonstrated steps, built for lapse fits
 
 
 class MaxEntObjective:
@@ -523,11 +524,10 @@ class MaxEntObjective:
     # dQ_t(s, a)`` and ``dQ_t(s, a) = phi(s, a) + gamma sum_s' P(s'|s, a) dV_{t+1}(s')`` --
     # the soft-optimal policy's discounted feature expectations to go, one backward pass.
 
-    def _steps(self, c: _Chunk) -> dict[str, np.ndarray]:
+    def _steps(self, c: _Chunk) -> dict[str, Any]:
         """The chunk's demonstrated steps (t, stacked state, action, episode), sorted by t."""
-        cached = getattr(c, "_lapse_steps", None)
-        if cached is not None:
-            return cached
+        if c.steps is not None:
+            return c.steps
         where = {lvl: j for j, lvl in enumerate(c.levels)}
         t, s, a, ep = [], [], [], []
         for i, d in enumerate(self.demos):
@@ -551,7 +551,7 @@ class MaxEntObjective:
                 (c.data, c.indices, c.indptr), shape=(c.n_states * self.n_actions, c.n_states)
             ),
         }
-        c._lapse_steps = steps  # type: ignore[attr-defined]
+        c.steps = steps
         return steps
 
     def _check_lapse_mode(self) -> None:
