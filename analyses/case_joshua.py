@@ -83,13 +83,6 @@ def parse_config(argv: list[str] | None = None) -> Config:
 
 
 # %% [markdown]
-# ## Helpers: atomic output files
-
-
-# %%
-
-
-# %% [markdown]
 # ## The two policies
 #
 # Each subject knows how to make its env on a split: the env's gymnasium reward is the

@@ -65,13 +65,6 @@ def parse_config(argv: list[str] | None = None) -> Config:
 
 
 # %% [markdown]
-# ## Helpers: atomic output files
-
-
-# %%
-
-
-# %% [markdown]
 # ## The two systems
 #
 # The cap ignores its observation. The planner solves each level's tabular model (soft

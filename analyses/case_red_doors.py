@@ -75,13 +75,6 @@ def parse_config(argv: list[str] | None = None) -> Config:
 
 
 # %% [markdown]
-# ## Helpers: atomic output files, percentages
-
-
-# %%
-
-
-# %% [markdown]
 # ## The policies: zoo entries, or labelled stand-ins
 
 
