@@ -296,28 +296,6 @@ def _bootstrap_counts(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarr
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
 
 
-def _weighted_pearson_distance(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Pearson distance of x, y (N,) under each row of weights w (B, N); constant -> as compare."""
-    w = w / w.sum(axis=1, keepdims=True)
-    mx, my = w @ x, w @ y
-    dx = x[None, :] - mx[:, None]
-    dy = y[None, :] - my[:, None]
-    vx = np.einsum("bn,bn->b", w, dx * dx)
-    vy = np.einsum("bn,bn->b", w, dy * dy)
-    cov = np.einsum("bn,bn->b", w, dx * dy)
-    scale_x = np.maximum(np.abs(x).max(), 1e-300)
-    scale_y = np.maximum(np.abs(y).max(), 1e-300)
-    const_x = np.sqrt(np.maximum(vx, 0)) <= 1e-9 * scale_x
-    const_y = np.sqrt(np.maximum(vy, 0)) <= 1e-9 * scale_y
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = cov / np.sqrt(vx * vy)
-    rho = np.clip(np.nan_to_num(rho), -1.0, 1.0)
-    dist = np.sqrt((1.0 - rho) / 2.0)
-    dist = np.where(const_x & const_y, 0.0, dist)
-    dist = np.where(const_x ^ const_y, 0.5, dist)
-    return dist
-
-
 # ----------------------------------------------------------------------------- result
 
 
@@ -650,9 +628,9 @@ def audit_demonstrations(
         ll_boot = counts @ f.episode_ll / N
         delta = f.episode_ll - fits[base].episode_ll
         delta_boot = counts @ delta / N
-        epic_rec = float(_weighted_pearson_distance(canon["__recovered__"], canon[name], ones)[0])
-        epic_rec_boot = _weighted_pearson_distance(canon["__recovered__"], canon[name], trans_w)
-        epic_base = float(_weighted_pearson_distance(canon[base], canon[name], ones)[0])
+        epic_rec = float(compare.pearson_distances(canon["__recovered__"], canon[name], ones)[0])
+        epic_rec_boot = compare.pearson_distances(canon["__recovered__"], canon[name], trans_w)
+        epic_base = float(compare.pearson_distances(canon[base], canon[name], ones)[0])
         gain = float(np.mean(f.episode_ll - null_ll))
         rows.append(
             {
@@ -773,7 +751,7 @@ def audit_demonstrations(
             p
             for p in proxies
             if p != proxy_name
-            and _weighted_pearson_distance(canon[proxy_name], canon[p], ones)[0] <= COINCIDE_TOL
+            and compare.pearson_distances(canon[proxy_name], canon[p], ones)[0] <= COINCIDE_TOL
         ]
         stats["proxy_coincides_with"] = twins
         if twins:

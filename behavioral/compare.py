@@ -84,6 +84,7 @@ __all__ = [
     "model_epic",
     "occupancy_coverage",
     "pearson_distance",
+    "pearson_distances",
     "potential_shaping",
     "sampled_epic",
     "uniform_coverage",
@@ -671,6 +672,30 @@ def pearson_distance(x: Any, y: Any, weights: Any = None) -> float:
             raise InvalidDistributionError("weights must be finite, non-negative, not all 0")
         w = (w / w.sum()).ravel()
     return _pearson(xa.ravel(), ya.ravel(), w)[0]
+
+
+def pearson_distances(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """:func:`pearson_distance` of ``x`` and ``y`` (N,) under each row of ``weights``
+    (B, N) at once -- e.g. the bootstrap resamples of a dataset's transitions. The same
+    constant convention (0 if both are constant, 0.5 if one is); no input checks.
+    """
+    w = weights / weights.sum(axis=1, keepdims=True)
+    mx, my = w @ x, w @ y
+    dx = x[None, :] - mx[:, None]
+    dy = y[None, :] - my[:, None]
+    vx = np.einsum("bn,bn->b", w, dx * dx)
+    vy = np.einsum("bn,bn->b", w, dy * dy)
+    cov = np.einsum("bn,bn->b", w, dx * dy)
+    scale_x = np.maximum(np.abs(x).max(), 1e-300)
+    scale_y = np.maximum(np.abs(y).max(), 1e-300)
+    const_x = np.sqrt(np.maximum(vx, 0)) <= _CONSTANT_RTOL * scale_x
+    const_y = np.sqrt(np.maximum(vy, 0)) <= _CONSTANT_RTOL * scale_y
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = cov / np.sqrt(vx * vy)
+    rho = np.clip(np.nan_to_num(rho), -1.0, 1.0)
+    dist = np.sqrt((1.0 - rho) / 2.0)
+    dist = np.where(const_x & const_y, 0.0, dist)
+    return np.where(const_x ^ const_y, 0.5, dist)
 
 
 # --------------------------------------------------------------------------- EPIC

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from behavioral import InvalidModelError, InvalidRewardError, TabularModel
+from behavioral import InvalidModelError, InvalidRewardError, TabularModel, compare
 from behavioral.compare import (
     Coverage,
     canonical_values,
@@ -590,3 +590,15 @@ def test_bad_discount_transitions_and_names_raise() -> None:
     # every error is catchable as the library's base class and as ValueError
     for err in (InvalidDistributionError, InvalidRewardError, InvalidModelError):
         assert issubclass(err, BehavioralError) and issubclass(err, ValueError)
+
+
+def test_batched_pearson_distances_match_the_single_one() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=30), rng.normal(size=30)
+    w = rng.random((5, 30))
+    batched = compare.pearson_distances(x, y, w)
+    for row, d in zip(w, batched):
+        assert d == pytest.approx(compare.pearson_distance(x, y, row), abs=1e-12)
+    const = np.full(30, 2.0)
+    np.testing.assert_array_equal(compare.pearson_distances(const, y, w), 0.5)
+    np.testing.assert_array_equal(compare.pearson_distances(const, const, w), 0.0)
