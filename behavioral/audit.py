@@ -50,9 +50,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.optimize
 import scipy.stats
-from threadpoolctl import threadpool_limits
 
 from behavioral import compare
 from behavioral.errors import (
@@ -67,6 +65,7 @@ from behavioral.irl.maxent import (
     MaxEntObjective,
     RecoveredReward,
     _to_demo,
+    fit_lapse,
     fit_objective,
     maxent_irl,
 )
@@ -87,8 +86,6 @@ VERDICTS = ("aligned", "proxy", "indistinguishable", "unexplained")
 COINCIDE_TOL = 1e-6
 #: Largest inverse temperature fitted, relative to the candidate's reward scale.
 _BETA_MAX = 1e3
-#: The lapse rate's starting point and upper bound (1 would be the uniform policy).
-_LAPSE_START, _LAPSE_MAX = 0.05, 0.99
 
 ObjectiveSpec = np.ndarray | Callable[[TabularModel], np.ndarray]
 
@@ -251,38 +248,12 @@ def _fit_candidate_at(
             cache[key] = (problem, theta, episode_ll)
     lapse_rate = 0.0
     if lapse:
-        theta, lapse_rate, episode_ll = _refine_with_lapse(problem, theta, bounds, episode_ll)
+        th, lam, ll = fit_lapse(problem, theta, bounds=bounds)
+        if ll.sum() > episode_ll.sum() + 1e-9:  # else the lapse-free fit stands
+            theta, lapse_rate, episode_ll = th, lam, ll
     beta = float(theta[0]) / scale if scale > 0.0 else 0.0
     alive = float(theta[-1]) if living else 0.0
     return _CandidateFit(name, role, beta, alive, episode_ll, lapse=lapse_rate)
-
-
-def _refine_with_lapse(
-    problem: MaxEntObjective,
-    theta: np.ndarray,
-    bounds: Sequence[tuple[float | None, float | None]],
-    episode_ll: np.ndarray,
-) -> tuple[np.ndarray, float, np.ndarray]:
-    """Refit ``theta`` with a lapse rate from the lapse-free fit; keep whichever fits better.
-
-    The likelihood with lapses is not concave, so the lapse-free optimum (lapse 0 is
-    inside the model) guards against a worse local optimum.
-    """
-    x0 = np.append(theta, _LAPSE_START)
-    with threadpool_limits(limits=1, user_api="blas"):
-        res = scipy.optimize.minimize(
-            problem.lapse_value_and_grad,
-            x0,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=[*bounds, (0.0, _LAPSE_MAX)],
-            options={"maxiter": 300, "gtol": 1e-9, "ftol": 1e-12},
-        )
-    th, lam = np.asarray(res.x[:-1], dtype=np.float64), float(res.x[-1])
-    ll = problem.lapse_episode_log_likelihoods(th, lam)
-    if ll.sum() > episode_ll.sum() + 1e-9:
-        return th, lam, ll
-    return theta, 0.0, episode_ll
 
 
 def _stack_reward(rewards: Sequence[np.ndarray], n_actions: int) -> np.ndarray:

@@ -48,6 +48,7 @@ __all__ = [
     "Demonstration",
     "MaxEntObjective",
     "RecoveredReward",
+    "fit_lapse",
     "fit_objective",
     "maxent_irl",
     "select_l2",
@@ -750,6 +751,48 @@ def select_l2(
     return table
 
 
+def _lbfgsb(
+    fun: Any,
+    x0: np.ndarray,
+    bounds: Sequence[tuple[float | None, float | None]] | None,
+    options: Mapping[str, Any],
+) -> scipy.optimize.OptimizeResult:
+    """scipy's L-BFGS-B on ``fun -> (value, gradient)``, with single-threaded BLAS.
+
+    L-BFGS-B does many tiny BLAS calls: with a multi-threaded BLAS on a busy machine each
+    costs milliseconds of thread hand-off (measured: 30x slower).
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return scipy.optimize.minimize(
+            fun, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=dict(options)
+        )
+
+
+def fit_lapse(
+    problem: MaxEntObjective,
+    theta: np.ndarray,
+    *,
+    bounds: Sequence[tuple[float | None, float | None]],
+    start: float = 0.05,
+    max_lapse: float = 0.99,
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """Fit weights and a lapse rate (:meth:`MaxEntObjective.lapse_value_and_grad`).
+
+    Starts from ``theta`` (a lapse-free fit) and lapse ``start``; ``bounds`` constrain the
+    weights, the lapse stays in ``[0, max_lapse]`` (1 would be the uniform policy). Returns ``(theta, lapse,
+    per-episode log-likelihoods)``. The likelihood with lapses is not concave: callers
+    should compare with the lapse-free fit (lapse 0 is inside the model).
+    """
+    res = _lbfgsb(
+        problem.lapse_value_and_grad,
+        np.append(theta, start),
+        [*bounds, (0.0, max_lapse)],
+        {"maxiter": 300, "gtol": 1e-9, "ftol": 1e-12},
+    )
+    th, lapse = np.asarray(res.x[:-1], dtype=np.float64), float(res.x[-1])
+    return th, lapse, problem.lapse_episode_log_likelihoods(th, lapse)
+
+
 def fit_objective(
     problem: MaxEntObjective,
     *,
@@ -768,18 +811,12 @@ def fit_objective(
     theta0 = np.zeros(K) if init is None else np.asarray(init, dtype=np.float64)
     if theta0.shape != (K,) or not np.all(np.isfinite(theta0)):
         raise ValueError(f"init must be a finite ({K},) array, got shape {theta0.shape}")
-    # scipy's L-BFGS-B does many tiny BLAS calls: with a multi-threaded BLAS on a busy
-    # machine each costs milliseconds of thread hand-off (measured: 30x slower), so the
-    # fit runs single-threaded BLAS.
-    with threadpool_limits(limits=1, user_api="blas"):
-        res = scipy.optimize.minimize(
-            problem.value_and_grad,
-            theta0,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"maxiter": max_iter, "gtol": gtol, "ftol": 1e-15, "maxcor": 20},
-        )
+    res = _lbfgsb(
+        problem.value_and_grad,
+        theta0,
+        bounds,
+        {"maxiter": max_iter, "gtol": gtol, "ftol": 1e-15, "maxcor": 20},
+    )
     theta = np.asarray(res.x, dtype=np.float64)
     # L-BFGS-B reports the value and gradient at its final iterate: no extra evaluation.
     # The gradient of -g is -(demonstrated - fitted feature expectations - l2 * theta).
