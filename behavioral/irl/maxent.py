@@ -559,17 +559,22 @@ class MaxEntObjective:
         if self.features != "model":
             raise ValueError("the lapse model needs features='model'")
 
+    def _lapse_step_probs(
+        self, c: _Chunk, theta: np.ndarray, lapse: float
+    ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+        """The chunk's steps, ``pi_t(a_t|s_t)`` and the lapse mixture's probabilities."""
+        self._backup(c, theta)
+        st = self._steps(c)
+        p = c.pi[st["t"], st["s"], st["a"]]
+        return st, p, np.maximum((1.0 - lapse) * p + lapse / self.n_actions, 1e-300)
+
     def lapse_episode_log_likelihoods(self, theta: np.ndarray, lapse: float) -> np.ndarray:
         """``sum_t log((1 - lapse) pi_t(a_t|s_t) + lapse / A)`` per demonstration, (N,)."""
         self._check_lapse_mode()
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         out = np.zeros(self.n_demos)
-        A = self.n_actions
         for c in self.chunks:
-            self._backup(c, theta)
-            st = self._steps(c)
-            p = c.pi[st["t"], st["s"], st["a"]]
-            mix = np.maximum((1.0 - lapse) * p + lapse / A, 1e-300)
+            st, _, mix = self._lapse_step_probs(c, theta, lapse)
             out += np.bincount(st["episode"], weights=np.log(mix), minlength=self.n_demos)
         return out
 
@@ -585,11 +590,8 @@ class MaxEntObjective:
         ll = 0.0
         grad = np.zeros(K + 1)
         for c in self.chunks:
-            self._backup(c, theta)
-            st = self._steps(c)
+            st, p, mix = self._lapse_step_probs(c, theta, lapse)
             S = c.n_states
-            p = c.pi[st["t"], st["s"], st["a"]]
-            mix = np.maximum((1.0 - lapse) * p + lapse / A, 1e-300)
             ll += float(np.sum(np.log(mix)))
             grad[K] += float(np.sum((1.0 / A - p) / mix))
             w = (1.0 - lapse) * p / mix  # d log mix / d log pi at each step
