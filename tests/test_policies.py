@@ -35,16 +35,7 @@ from behavioral.policies import (
 from behavioral.rollout import rollout
 from behavioral.tabular import from_seals, soft_bellman
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks run much faster on one thread on a shared 2-core machine."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --------------------------------------------------------------------------- check_action

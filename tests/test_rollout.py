@@ -608,28 +608,22 @@ def test_reddoors_planners_separate_exit_and_red_door_on_deploy() -> None:
 
 
 @needs_envs
+@pytest.mark.usefixtures("one_torch_thread")
 def test_ppo_on_reddoors_trains_saves_and_acts(tmp_path: pathlib.Path) -> None:
-    import torch
-
     from behavioral.policies import load_ppo, train_ppo
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train_ppo(
-            "behavioral/RedDoors-v0",
-            split="train",
-            total_timesteps=1024,
-            seed=0,
-            n_envs=2,
-            progress_bar=False,
-            ppo_kwargs={"n_steps": 256, "batch_size": 128, "n_epochs": 1},
-            save_path=tmp_path / "reddoors",
-        )
-        model = load_ppo(tmp_path / "reddoors.zip")
-        assert model.behavioral_metadata["split"] == "train"
-        data = rollout(model, gym.make("behavioral/RedDoors-v0"), episodes=2, seed=0)
-    finally:
-        torch.set_num_threads(threads)
+    train_ppo(
+        "behavioral/RedDoors-v0",
+        split="train",
+        total_timesteps=1024,
+        seed=0,
+        n_envs=2,
+        progress_bar=False,
+        ppo_kwargs={"n_steps": 256, "batch_size": 128, "n_epochs": 1},
+        save_path=tmp_path / "reddoors",
+    )
+    model = load_ppo(tmp_path / "reddoors.zip")
+    assert model.behavioral_metadata["split"] == "train"
+    data = rollout(model, gym.make("behavioral/RedDoors-v0"), episodes=2, seed=0)
     assert len(data) == 2 and data.states is not None
     assert data.metadata["policy"].startswith("PPO(")

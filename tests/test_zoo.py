@@ -18,15 +18,7 @@ from behavioral.zoo import ZOO, load_zoo
 NAMES = ("reddoors-train", "reddoors-diverse", "waterplants-kettle", "waterplants-hose")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks run much faster on one thread on a shared 2-core machine."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_registry_lists_the_four_entries() -> None:
