@@ -82,6 +82,16 @@ def _reference(model: TabularModel, reward: np.ndarray):
     return V, Q, pi, D
 
 
+def _assert_matches_reference(model: TabularModel, reward: np.ndarray) -> None:
+    """soft_bellman and occupancy agree with the dense reference implementation."""
+    V, Q, pi = soft_bellman(model, reward)
+    V_ref, Q_ref, pi_ref, D_ref = _reference(model, reward)
+    np.testing.assert_allclose(V, V_ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(Q, Q_ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(pi, pi_ref, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(occupancy(model, pi), D_ref, rtol=0, atol=1e-13)
+
+
 # width 1: deterministic; 2: the two-entry path; 5: generic padded rows; 12: CSR.
 @pytest.mark.parametrize("width", [1, 2, 5, 12])
 @pytest.mark.parametrize("n_actions", [3, 4, 5])
@@ -91,12 +101,7 @@ def test_kernel_paths_match_dense_reference(width: int, n_actions: int, state_ac
     model = _random_model(S, n_actions, 9, width, seed=width * 10 + n_actions, discount=0.9)
     rng = np.random.default_rng(2)
     reward = rng.normal(size=(S, n_actions) if state_action else S) * 5
-    V, Q, pi = soft_bellman(model, reward)
-    V_ref, Q_ref, pi_ref, D_ref = _reference(model, reward)
-    np.testing.assert_allclose(V, V_ref, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(Q, Q_ref, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(pi, pi_ref, rtol=0, atol=1e-13)
-    np.testing.assert_allclose(occupancy(model, pi), D_ref, rtol=0, atol=1e-13)
+    _assert_matches_reference(model, reward)
 
 
 def test_many_blocks() -> None:
@@ -104,12 +109,7 @@ def test_many_blocks() -> None:
     S = 2 * _kernels._BLOCK + 37
     model = _random_model(S, 4, 5, 2, seed=3)
     reward = np.random.default_rng(4).normal(size=S)
-    V, Q, pi = soft_bellman(model, reward)
-    V_ref, Q_ref, pi_ref, D_ref = _reference(model, reward)
-    np.testing.assert_allclose(V, V_ref, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(Q, Q_ref, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(pi, pi_ref, rtol=0, atol=1e-13)
-    np.testing.assert_allclose(occupancy(model, pi), D_ref, rtol=0, atol=1e-13)
+    _assert_matches_reference(model, reward)
 
 
 @pytest.mark.parametrize("width", [1, 2, 12])
