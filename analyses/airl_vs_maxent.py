@@ -29,8 +29,8 @@ from pathlib import Path
 import gymnasium as gym
 import pandas as pd
 
-import envs  # noqa: F401  (registers the ids when the project is not installed)
-from behavioral.audit import audit
+import behavioral_envs  # noqa: F401  (registers the ids when the project is not installed)
+from behavioral.auditing import audit
 from behavioral.files import write_atomic
 from behavioral.policies import SoftOptimalPolicy
 from behavioral.rollout import rollout

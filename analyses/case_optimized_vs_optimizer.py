@@ -33,9 +33,9 @@ import numpy as np
 from casekit import pct, save_figure
 from matplotlib.figure import Figure
 
-import envs  # noqa: F401  (registers the environments)
+import behavioral_envs  # noqa: F401  (registers the environments)
 from behavioral import report
-from behavioral.audit import Audit, audit
+from behavioral.auditing import Audit, audit
 from behavioral.files import write_atomic
 from behavioral.policies import CallablePolicy, SoftOptimalPolicy
 

@@ -42,8 +42,8 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
-import envs  # noqa: F401  (registers the environments)
-from behavioral.audit import audit_demonstrations, merge_levels
+import behavioral_envs  # noqa: F401  (registers the environments)
+from behavioral.auditing import audit_demonstrations, merge_levels
 from behavioral.policies import EpsilonGreedyPolicy, SoftOptimalPolicy, TabularPlanner
 from behavioral.rollout import rollout
 from behavioral.tabular import TabularModel

@@ -16,7 +16,7 @@ from pathlib import Path
 import gymnasium as gym
 import matplotlib.image
 
-import envs  # noqa: F401  (registers the ids when the project is not installed)
+import behavioral_envs  # noqa: F401  (registers the ids when the project is not installed)
 from behavioral.files import write_atomic
 
 SPLITS = {

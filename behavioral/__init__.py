@@ -1,35 +1,41 @@
 """behavioral: what is a trained RL policy actually trying to do?
 
 The public API. ``behavioral.audit(policy_or_dataset, env, ...)`` is the entry point (see
-``behavioral.audit.audit``); the numerical core, IRL and EPIC are importable from here too.
-Names that need stable-baselines3/torch (policies, datasets, the zoo) are loaded lazily on
-first use, so ``import behavioral`` stays light.
+:func:`behavioral.auditing.audit`); the numerical core, IRL and EPIC are importable from here
+too. Every name is loaded on first use, so ``import behavioral`` costs nothing: gymnasium
+imports this package (its ``gymnasium.envs`` entry point registers our env ids) while it is
+itself being imported.
 """
 
-from typing import Any
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from behavioral.audit import Audit, audit_demonstrations
-from behavioral.audit import audit as audit
-from behavioral.compare import (
-    Coverage,
-    epic,
-    epic_distance,
-    model_epic,
-    sampled_epic,
-)
-from behavioral.errors import (
-    BehavioralError,
-    InvalidDemonstrationError,
-    InvalidModelError,
-    InvalidPolicyError,
-    InvalidRewardError,
-)
-from behavioral.irl import Demonstration, RecoveredReward, maxent_irl
-from behavioral.tabular import TabularModel, from_seals, occupancy, soft_bellman
-
-_LAZY = {
+#: public name -> the module that defines it.
+_EXPORTS = {
+    "Audit": "behavioral.auditing",
+    "audit": "behavioral.auditing",
+    "audit_demonstrations": "behavioral.auditing",
+    "Coverage": "behavioral.compare",
+    "epic": "behavioral.compare",
+    "epic_distance": "behavioral.compare",
+    "model_epic": "behavioral.compare",
+    "sampled_epic": "behavioral.compare",
+    "BehavioralError": "behavioral.errors",
+    "InvalidDemonstrationError": "behavioral.errors",
+    "InvalidModelError": "behavioral.errors",
+    "InvalidPolicyError": "behavioral.errors",
+    "InvalidRewardError": "behavioral.errors",
+    "Demonstration": "behavioral.irl",
+    "RecoveredReward": "behavioral.irl",
+    "maxent_irl": "behavioral.irl",
+    "TabularModel": "behavioral.tabular",
+    "from_seals": "behavioral.tabular",
+    "occupancy": "behavioral.tabular",
+    "soft_bellman": "behavioral.tabular",
     "Dataset": "behavioral.rollout",
     "load_dataset": "behavioral.rollout",
     "save_dataset": "behavioral.rollout",
@@ -40,45 +46,38 @@ _LAZY = {
     "load_zoo": "behavioral.zoo",
 }
 
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from behavioral.auditing import Audit, audit, audit_demonstrations
+    from behavioral.compare import Coverage, epic, epic_distance, model_epic, sampled_epic
+    from behavioral.errors import (
+        BehavioralError,
+        InvalidDemonstrationError,
+        InvalidModelError,
+        InvalidPolicyError,
+        InvalidRewardError,
+    )
+    from behavioral.irl import Demonstration, RecoveredReward, maxent_irl
+    from behavioral.policies import (
+        EpsilonGreedyPolicy,
+        SoftOptimalPolicy,
+        as_policy,
+        train_ppo,
+    )
+    from behavioral.rollout import Dataset, load_dataset, save_dataset
+    from behavioral.tabular import TabularModel, from_seals, occupancy, soft_bellman
+    from behavioral.zoo import load_zoo
+
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'behavioral' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'behavioral' has no attribute {name!r}")
 
-
-__all__ = [
-    "Audit",
-    "BehavioralError",
-    "Coverage",
-    "Dataset",
-    "Demonstration",
-    "EpsilonGreedyPolicy",
-    "InvalidDemonstrationError",
-    "InvalidModelError",
-    "InvalidPolicyError",
-    "InvalidRewardError",
-    "RecoveredReward",
-    "SoftOptimalPolicy",
-    "TabularModel",
-    "__version__",
-    "as_policy",
-    "audit",
-    "audit_demonstrations",
-    "epic",
-    "epic_distance",
-    "from_seals",
-    "load_dataset",
-    "load_zoo",
-    "maxent_irl",
-    "model_epic",
-    "occupancy",
-    "sampled_epic",
-    "save_dataset",
-    "soft_bellman",
-    "train_ppo",
-]
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

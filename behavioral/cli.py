@@ -231,7 +231,7 @@ def make_env(env_id: str, split: str | None, kwargs: Mapping[str, Any] | None = 
     and arguments. ``split=None`` leaves the split to ``kwargs`` (or the env's default)."""
     import gymnasium as gym
 
-    import envs  # noqa: F401  (registers the project's env ids)
+    import behavioral_envs  # noqa: F401  (registers the project's env ids)
     from behavioral.errors import UnknownEnvError
 
     kwargs = dict(kwargs or {})
@@ -302,7 +302,7 @@ def _progress(iterable: Any, **kwargs: Any) -> Any:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from behavioral.audit import audit as run_audit
+    from behavioral.auditing import audit as run_audit
 
     out = Path(args.out)
     _check_out(out, args.force)
@@ -391,7 +391,7 @@ def _zoo_description(name: str) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from behavioral.audit import audit as run_audit
+    from behavioral.auditing import audit as run_audit
     from behavioral.report import replace_dir, write_comparison_report
 
     out = Path(args.out)

@@ -793,5 +793,3 @@ def _json_scalar(value: Any) -> Any:
         return {str(k): _json_scalar(v) for k, v in value.items()}
     return repr(value)
 
-
-from behavioral.zoo import load_zoo  # noqa: E402, F401  (re-export: behavioral.policies.load_zoo)

@@ -7,7 +7,7 @@ Three layers, each usable alone:
 2. **Views** (``level_layout``, ``cell_values``, ``visitation``, ``canonical_difference``,
    ``maxent_weight_intervals``, ``feature_profiles``, ...) turn an audit's models,
    rewards and demonstrations into the arrays the plots draw.
-3. **Writers**: :func:`write_report` (called by :meth:`behavioral.audit.Audit.save`) adds
+3. **Writers**: :func:`write_report` (called by :meth:`behavioral.auditing.Audit.save`) adds
    ``report.html`` (self-contained: images embedded as base64 data URIs, no external
    assets, every user-supplied name escaped), ``report.md`` and the PNGs to a directory;
    :func:`write_comparison_report` puts one policy's audits on several splits side by
@@ -56,7 +56,7 @@ from behavioral.files import replace_dir, write_atomic
 from behavioral.tabular import TabularModel, absorbing_states
 
 if TYPE_CHECKING:
-    from behavioral.audit import Audit
+    from behavioral.auditing import Audit
     from behavioral.irl.maxent import Demonstration, RecoveredReward
 
 __all__ = [
@@ -1361,7 +1361,7 @@ def write_report(audit: Audit, directory: str | os.PathLike[str], *, max_levels:
     """Write ``report.html``, ``report.md`` and the PNG figures of ``audit`` into
     ``directory`` (created if needed; files are replaced one by one, atomically).
 
-    :meth:`behavioral.audit.Audit.save` calls this inside the temporary directory it
+    :meth:`behavioral.auditing.Audit.save` calls this inside the temporary directory it
     renames into place, so a saved report is never half-written.
 
     Args:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from envs.grid import COLORS, DIRECTIONS, GridEnv, InvalidEnvArgumentError
+from .grid import COLORS, DIRECTIONS, GridEnv, InvalidEnvArgumentError
 
 __all__ = ["Door", "RedDoorsEnv", "RedDoorsLevel"]
 

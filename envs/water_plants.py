@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from envs.grid import DIRECTIONS, GridEnv, check_choice
+from .grid import DIRECTIONS, GridEnv, check_choice
 
 __all__ = ["HOUSE", "WaterPlantsEnv", "WaterPlantsLevel"]
 

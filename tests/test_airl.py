@@ -10,8 +10,8 @@ import pytest
 import torch as th
 from imitation.data.types import TrajectoryWithRew
 
-import envs  # noqa: F401  (registers the envs)
-from behavioral.audit import Audit, audit, merge_levels
+import behavioral_envs  # noqa: F401  (registers the envs)
+from behavioral.auditing import Audit, audit, merge_levels
 from behavioral.errors import InvalidArgumentError, InvalidDemonstrationError, InvalidModelError
 from behavioral.irl.airl import AIRLRecoveredReward, FixedHorizon, airl_irl, pad_trajectory
 from behavioral.policies import SoftOptimalPolicy

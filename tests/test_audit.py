@@ -10,7 +10,7 @@ from doors_model import doors
 from seals.diagnostics.cliff_world import CliffWorldEnv
 
 from behavioral import InvalidDemonstrationError, InvalidRewardError, TabularModel, from_seals
-from behavioral.audit import audit_demonstrations
+from behavioral.auditing import audit_demonstrations
 from behavioral.errors import UnknownObjectiveError
 from behavioral.sampling import sample_demonstrations
 from behavioral.tabular import soft_bellman
@@ -140,7 +140,7 @@ def test_proxy_twins_are_reported() -> None:
 def test_declared_objective_left_out_with_none() -> None:
     import gymnasium as gym
 
-    import envs  # noqa: F401
+    import behavioral_envs  # noqa: F401
     from behavioral import audit
     from behavioral.policies import SoftOptimalPolicy
 
@@ -160,7 +160,7 @@ def test_candidates_that_explain_nothing_do_not_coincide() -> None:
     'coincide' and hide the proxy that does explain the behaviour."""
     import gymnasium as gym
 
-    import envs  # noqa: F401
+    import behavioral_envs  # noqa: F401
     from behavioral import audit
     from behavioral.policies import SoftOptimalPolicy
 
@@ -179,8 +179,8 @@ def test_lapses_are_a_nuisance_not_evidence() -> None:
     without it the soft-optimal fit misreads the lapses as evidence for the proxy."""
     import gymnasium as gym
 
-    import envs  # noqa: F401
-    from behavioral.audit import merge_levels
+    import behavioral_envs  # noqa: F401
+    from behavioral.auditing import merge_levels
     from behavioral.policies import EpsilonGreedyPolicy
     from behavioral.rollout import rollout
 

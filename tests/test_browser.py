@@ -16,7 +16,7 @@ import pytest
 from test_report import doors
 
 from behavioral import report as rp
-from behavioral.audit import audit_demonstrations
+from behavioral.auditing import audit_demonstrations
 from behavioral.sampling import sample_demonstrations
 from behavioral.tabular import soft_bellman
 

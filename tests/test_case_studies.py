@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from behavioral.audit import VERDICTS
+from behavioral.auditing import VERDICTS
 
 ROOT = Path(__file__).resolve().parents[1]
 VERDICT_LINE = re.compile(

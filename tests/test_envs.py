@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs
+import behavioral_envs
 from behavioral.errors import BehavioralError
 from behavioral.tabular import TabularModel, absorbing_states, occupancy, soft_bellman
-from envs.grid import LAYERS, InvalidEnvArgumentError
-from envs.red_doors import RedDoorsEnv
-from envs.water_plants import HOUSE, WaterPlantsEnv
+from behavioral_envs.grid import LAYERS, InvalidEnvArgumentError
+from behavioral_envs.red_doors import RedDoorsEnv
+from behavioral_envs.water_plants import HOUSE, WaterPlantsEnv
 
 RED, WATER = "behavioral/RedDoors-v0", "behavioral/WaterPlants-v0"
 SPLITS = {RED: ("train", "deploy", "diverse"), WATER: ("train", "deploy")}
@@ -58,7 +58,7 @@ def run_greedy(env: gym.Env, Q: np.ndarray) -> dict:
 
 
 def test_ids_registered_by_import() -> None:
-    for env_id in envs.ENV_IDS:
+    for env_id in behavioral_envs.ENV_IDS:
         assert env_id in gym.registry
 
 
@@ -74,11 +74,30 @@ def test_entry_point_registers_without_importing_envs() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/"
     )
     assert out.stdout.strip() == "RedDoorsEnv"
-    # importing envs before gymnasium (gymnasium then loads envs as its plugin) also works
-    code = "import envs, gymnasium as gym\nprint(set(envs.ENV_IDS) <= set(gym.registry))"
+    # importing the envs before gymnasium (gymnasium then loads the plugin) also works
+    code = (
+        "import behavioral_envs, gymnasium as gym\n"
+        "print(set(behavioral_envs.ENV_IDS) <= set(gym.registry))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/"
     )
+    assert out.stdout.strip() == "True"
+
+
+def test_a_users_own_envs_package_is_left_alone(tmp_path: Path) -> None:
+    """Installing behavioral must not break a project that has its own ``envs`` package."""
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "envs" / "__init__.py").write_text("MINE = True\n")
+    code = (
+        "import gymnasium as gym, stable_baselines3, envs\n"
+        "assert envs.MINE\n"
+        "print('behavioral/RedDoors-v0' in gym.registry)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
 
 
@@ -473,7 +492,7 @@ def test_larger_maze() -> None:
 def test_water_plants_levels_share_one_state_indexing(split: str) -> None:
     # Levels differ only in the start cell: one model up to the initial distribution, so
     # an audit over many episodes solves the house once.
-    from behavioral.audit import merge_levels
+    from behavioral.auditing import merge_levels
 
     env = make(WATER, split)
     models = []

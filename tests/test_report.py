@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from behavioral import TabularModel
 from behavioral import report as rp
-from behavioral.audit import audit_demonstrations
+from behavioral.auditing import audit_demonstrations
 from behavioral.irl.maxent import Demonstration, maxent_irl
 from behavioral.sampling import sample_demonstrations
 from behavioral.tabular import soft_bellman
@@ -313,7 +313,7 @@ def test_comparison_report_shows_both_splits(tmp_path) -> None:
 def test_reddoors_level_is_rendered_and_the_exit_lights_up() -> None:
     import gymnasium as gym
 
-    from behavioral.audit import audit
+    from behavioral.auditing import audit
     from behavioral.policies import SoftOptimalPolicy
 
     env = gym.make("behavioral/RedDoors-v0", split="deploy")

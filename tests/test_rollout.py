@@ -540,7 +540,7 @@ def test_jsonpickle_payload_is_not_executed(saved: pathlib.Path, tmp_path: pathl
 # --------------------------------------------------------------------------- the project's envs
 
 try:
-    import envs  # noqa: F401  (registers behavioral/* ids)
+    import behavioral_envs  # noqa: F401  (registers behavioral/* ids)
 
     HAVE_ENVS = "behavioral/RedDoors-v0" in gym.registry
 except ImportError:  # pragma: no cover - before the envs land
