@@ -39,13 +39,8 @@ adds rolling out a policy (or loading a dataset) in a gym env.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,13 +48,13 @@ import pandas as pd
 import scipy.stats
 
 from behavioral import compare
+from behavioral.auditing.result import Audit
 from behavioral.errors import (
     InvalidDemonstrationError,
     InvalidModelError,
     InvalidRewardError,
     UnknownObjectiveError,
 )
-from behavioral.files import replace_dir
 from behavioral.irl.maxent import (
     Demonstration,
     MaxEntObjective,
@@ -69,15 +64,12 @@ from behavioral.irl.maxent import (
     fit_objective,
     maxent_irl,
 )
-from behavioral.tabular import TabularModel, absorbing_states, check_reward, content_digest
+from behavioral.tabular import TabularModel, absorbing_states, check_reward
 
 __all__ = [
     "VERDICTS",
-    "Audit",
-    "audit",
     "audit_demonstrations",
     "candidate_rewards",
-    "merge_levels",
 ]
 
 VERDICTS = ("aligned", "proxy", "indistinguishable", "unexplained")
@@ -265,132 +257,6 @@ def _stack_reward(rewards: Sequence[np.ndarray], n_actions: int) -> np.ndarray:
 def _bootstrap_counts(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """(B, n) multinomial resampling counts of n episodes."""
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
-
-
-# ----------------------------------------------------------------------------- result
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Audit:
-    """The outcome of an audit.
-
-    Attributes:
-        verdict: ``"aligned"``, ``"proxy"``, ``"indistinguishable"`` or ``"unexplained"``.
-        proxy: the proxy's name when ``verdict == "proxy"``, else None.
-        table: one row per candidate objective (see :func:`audit_demonstrations`).
-        recovered: the recovered behavioural objective (MaxEnt IRL).
-        coverage: the transitions EPIC compared rewards on (the data's, levels stacked).
-        base: name of the base objective; ``proxies`` the others.
-        reason: one sentence saying why the verdict was reached.
-        levels: the levels' tabular models; ``demonstrations`` the state-index episodes.
-        episodes: per-episode table of the dataset when the audit rolled out or loaded
-            one (returns, outcomes), else None.
-        candidates: every candidate's reward array per level.
-        stats: numbers behind the verdict (likelihood-ratio test, explained fraction,
-            pairwise differences with confidence intervals).
-        metadata: library version, env id and kwargs, split, seed, method, ...
-    """
-
-    verdict: str
-    proxy: str | None
-    table: pd.DataFrame
-    recovered: RecoveredReward
-    coverage: compare.Coverage
-    base: str
-    proxies: tuple[str, ...]
-    reason: str
-    levels: tuple[TabularModel, ...]
-    demonstrations: tuple[Demonstration, ...]
-    candidates: Mapping[str, list[np.ndarray]]
-    stats: Mapping[str, Any]
-    metadata: Mapping[str, Any]
-    episodes: pd.DataFrame | None = None
-
-    def summary(self) -> dict[str, Any]:
-        """A JSON-ready summary: verdict, reason, the candidate table, recovered weights."""
-        return {
-            "verdict": self.verdict,
-            "proxy": self.proxy,
-            "reason": self.reason,
-            "base": self.base,
-            "proxies": list(self.proxies),
-            "table": json.loads(self.table.to_json(orient="records")),
-            "recovered": {
-                "method": self.recovered.method,
-                "weights": self.recovered.weights_by_name
-                if len(self.recovered.feature_names) <= 64
-                else None,
-                "converged": self.recovered.converged,
-                "iterations": self.recovered.iterations,
-                "feature_gap": self.recovered.feature_gap,
-                "log_likelihood": self.recovered.log_likelihood,
-                "l2": self.recovered.l2,
-            },
-            "coverage": self.coverage.summary(),
-            "stats": _jsonable(dict(self.stats)),
-            "n_episodes": len(self.demonstrations),
-            "n_levels": len(self.levels),
-            "metadata": _jsonable(dict(self.metadata)),
-        }
-
-    def save(self, directory: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-        """Write the audit to ``directory`` (``summary.json``; the report module adds
-        ``report.html``, ``report.md`` and PNG heatmaps when available).
-
-        The directory is written next to its final place and renamed into it, so an
-        existing report is never half-overwritten; it is replaced only with
-        ``overwrite=True``.
-        """
-        target = Path(directory)
-        if target.exists() and not overwrite:
-            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a report is meant to be read
-        try:
-            with open(tmp / "summary.json", "w", encoding="utf-8") as fh:
-                json.dump(self.summary(), fh, indent=2, allow_nan=False)
-            try:
-                from behavioral import report  # the HTML/PNG report, when installed
-            except ImportError:  # pragma: no cover - report module absent
-                report = None
-            if report is not None and hasattr(report, "write_report"):
-                report.write_report(self, tmp)
-            replace_dir(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return target
-
-    def _repr_html_(self) -> str:
-        """The report (verdict, table, figures) as HTML, for Jupyter."""
-        from behavioral.report import report_html
-
-        return report_html(self)
-
-    def __repr__(self) -> str:
-        extra = f", proxy={self.proxy!r}" if self.proxy else ""
-        return (
-            f"Audit(verdict={self.verdict!r}{extra}, base={self.base!r}, "
-            f"episodes={len(self.demonstrations)}, levels={len(self.levels)})"
-        )
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, (np.floating, float)):
-        v = float(x)
-        return v if math.isfinite(v) else None
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.bool_,)):
-        return bool(x)
-    return x
 
 
 # ----------------------------------------------------------------------------- the core
@@ -770,181 +636,3 @@ def audit_demonstrations(
         metadata=meta,
         episodes=episodes,
     )
-
-
-# ----------------------------------------------------------------------------- front end
-
-
-def _make_env(env: Any, dataset: Any) -> Any:
-    import gymnasium as gym
-
-    from behavioral.errors import UnknownEnvError
-
-    if env is None:
-        if dataset is None or not dataset.metadata.get("env_id"):
-            raise ValueError("pass env= (a gymnasium env or env id) to audit a policy")
-        env = dataset.metadata["env_id"]
-        kwargs = dict(dataset.metadata.get("env_kwargs") or {})
-    else:
-        kwargs = {}
-    if isinstance(env, str):
-        try:
-            return gym.make(env, **kwargs)
-        except gym.error.Error as err:
-            raise UnknownEnvError(f"cannot make env {env!r}: {err}") from None
-    return env
-
-
-def audit(
-    behaviour: Any,
-    env: Any = None,
-    *,
-    episodes: int = 100,
-    method: str = "maxent",
-    seed: int = 0,
-    objectives: Mapping[str, ObjectiveSpec] | None = None,
-    base: str | None = None,
-    deterministic: bool = False,
-    progress_bar: bool = False,
-    method_kwargs: Mapping[str, Any] | None = None,
-    **kwargs: Any,
-) -> Audit:
-    """Audit a policy (rolled out here) or a recorded trajectory dataset.
-
-    Args:
-        behaviour: a policy -- anything with stable-baselines3's ``predict``, a callable
-            ``obs -> action``, a tabular planner -- or a :class:`behavioral.rollout.Dataset`,
-            or the path of a saved dataset directory.
-        env: the gymnasium env (or its id). For a dataset it defaults to the env the
-            dataset was recorded in; a different env raises ``DatasetMismatchError``.
-        episodes: episodes to roll out (policies only).
-        method: ``"maxent"`` (MaxEnt IRL over the levels' features) or ``"airl"``
-            (imitation's AIRL on the env's observations).
-        seed: seeds the rollout, the IRL method and the bootstrap. The same seed gives the
-            same audit.
-        objectives: candidate objectives (name -> array or ``model -> array``). They
-            extend the env's declared objectives (a declared name is replaced; a declared
-            name mapped to None is left out of the candidates). Needed
-            for envs that declare none, such as seals envs (whose reward is declared as
-            ``"reward"``).
-        base: the base objective's name (default: the env's).
-        deterministic: roll the policy out with its most probable actions.
-        progress_bar: show progress bars.
-        method_kwargs: extra arguments for the IRL method (e.g. AIRL's training steps).
-        **kwargs: passed to :func:`audit_demonstrations` (``confidence``,
-            ``n_bootstrap``, ``l2``, ``min_explained``, ``significance``, ``lapse``, ...).
-
-    Returns:
-        An :class:`Audit`.
-    """
-    import importlib
-
-    # ``behavioral.rollout`` the module (the package may export names that shadow it).
-    rollout_mod = importlib.import_module("behavioral.rollout")
-
-    if method not in ("maxent", "airl"):
-        raise ValueError(f"method must be 'maxent' or 'airl', got {method!r}")
-    ss = np.random.SeedSequence(int(seed))
-    rollout_seed = int(seed)
-    irl_seed, boot_seed = (int(s.generate_state(1)[0]) for s in ss.spawn(2))
-
-    if isinstance(behaviour, (str, os.PathLike)):
-        dataset = rollout_mod.load_dataset(behaviour)
-    elif isinstance(behaviour, rollout_mod.Dataset):
-        dataset = behaviour
-    else:
-        dataset = None
-    gym_env = _make_env(env, dataset)
-    if dataset is None:
-        dataset = rollout_mod.rollout(
-            behaviour,
-            gym_env,
-            episodes=episodes,
-            seed=rollout_seed,
-            deterministic=deterministic,
-            progress_bar=progress_bar,
-        )
-    if len(dataset) == 0:
-        raise InvalidDemonstrationError("the dataset has no episodes")
-    models, levels = merge_levels(dataset.level_models(gym_env))
-    demos = dataset.demonstrations()
-
-    if objectives is not None:
-        declared = {n: (lambda m, n=n: m.objectives[n]) for n in models[0].objectives}
-        merged = {**declared, **dict(objectives)}
-        objectives = {n: spec for n, spec in merged.items() if spec is not None}
-
-    recovered = None
-    if method == "airl":
-        from behavioral.irl.airl import airl_irl
-
-        recovered = airl_irl(
-            dataset, gym_env, models, levels, seed=irl_seed, **dict(method_kwargs or {})
-        )
-    meta = {
-        "env_id": dataset.metadata.get("env_id"),
-        "env_kwargs": dataset.metadata.get("env_kwargs"),
-        "split": dataset.metadata.get("split"),
-        "policy": dataset.metadata.get("policy"),
-        "seed": int(seed),
-        "method": method,
-        "behavioral_version": _version(),
-    }
-    return audit_demonstrations(
-        models,
-        demos,
-        levels,
-        objectives=objectives,
-        base=base,
-        seed=boot_seed,
-        recovered=recovered,
-        metadata=meta,
-        episodes=dataset.episodes,
-        **kwargs,
-    )
-
-
-def _model_key(model: TabularModel) -> bytes:
-    """Digest of everything but the initial distribution (IRL uses the data's starts)."""
-    T = model.transitions
-    objectives = [x for name, arr in model.objectives.items() for x in (name, arr)]
-    return content_digest(
-        (model.n_states, model.n_actions, model.horizon, model.discount, model.feature_names),
-        T.indptr,
-        T.indices,
-        T.data,
-        model.features,
-        *objectives,
-    )
-
-
-def merge_levels(
-    per_episode: Sequence[TabularModel],
-) -> tuple[list[TabularModel], list[int]]:
-    """Distinct level models and, per episode, the index of its level.
-
-    Episodes whose models differ only in their initial state distribution (e.g. the same
-    house with another start cell) share a level: IRL and the likelihoods use each
-    episode's own start state, so nothing is lost and the levels are solved once.
-    """
-    by_id: dict[int, int] = {}
-    by_key: dict[bytes, int] = {}
-    models: list[TabularModel] = []
-    levels: list[int] = []
-    for m in per_episode:
-        idx = by_id.get(id(m))
-        if idx is None:
-            key = _model_key(m)
-            idx = by_key.get(key)
-            if idx is None:
-                idx = by_key[key] = len(models)
-                models.append(m)
-            by_id[id(m)] = idx
-        levels.append(idx)
-    return models, levels
-
-
-def _version() -> str:
-    import behavioral
-
-    return behavioral.__version__
