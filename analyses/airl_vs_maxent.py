@@ -26,10 +26,10 @@ import dataclasses
 import time
 from pathlib import Path
 
+import behavioral_envs  # noqa: F401  (registers the ids when the project is not installed)
 import gymnasium as gym
 import pandas as pd
 
-import behavioral_envs  # noqa: F401  (registers the ids when the project is not installed)
 from behavioral.auditing import audit
 from behavioral.files import write_atomic
 from behavioral.policies import SoftOptimalPolicy

@@ -38,6 +38,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import behavioral_envs  # noqa: F401  (registers the environments)
 import casekit
 import gymnasium as gym
 import numpy as np
@@ -46,7 +47,6 @@ import torch
 from casekit import pct, save_figure
 from matplotlib.figure import Figure
 
-import behavioral_envs  # noqa: F401  (registers the environments)
 from behavioral import report
 from behavioral.auditing import Audit, audit
 from behavioral.errors import ZooFileError

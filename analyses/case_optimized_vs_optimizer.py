@@ -27,13 +27,13 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import behavioral_envs  # noqa: F401  (registers the environments)
 import casekit
 import gymnasium as gym
 import numpy as np
 from casekit import pct, save_figure
 from matplotlib.figure import Figure
 
-import behavioral_envs  # noqa: F401  (registers the environments)
 from behavioral import report
 from behavioral.auditing import Audit, audit
 from behavioral.files import write_atomic

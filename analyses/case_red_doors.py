@@ -33,6 +33,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import behavioral_envs  # noqa: F401  (registers the environments)
 import casekit
 import numpy as np
 import pandas as pd
@@ -40,7 +41,6 @@ import torch
 from casekit import pct, save_figure
 from matplotlib.figure import Figure
 
-import behavioral_envs  # noqa: F401  (registers the environments)
 from behavioral import report
 from behavioral.auditing import Audit, audit
 from behavioral.errors import ZooFileError

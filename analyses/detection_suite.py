@@ -38,11 +38,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import behavioral_envs  # noqa: F401  (registers the environments)
 import gymnasium as gym
 import numpy as np
 import pandas as pd
 
-import behavioral_envs  # noqa: F401  (registers the environments)
 from behavioral.auditing import audit_demonstrations, merge_levels
 from behavioral.policies import EpsilonGreedyPolicy, SoftOptimalPolicy, TabularPlanner
 from behavioral.rollout import rollout

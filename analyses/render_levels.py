@@ -13,10 +13,10 @@ import argparse
 import io
 from pathlib import Path
 
+import behavioral_envs  # noqa: F401  (registers the ids when the project is not installed)
 import gymnasium as gym
 import matplotlib.image
 
-import behavioral_envs  # noqa: F401  (registers the ids when the project is not installed)
 from behavioral.files import write_atomic
 
 SPLITS = {

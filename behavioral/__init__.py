@@ -46,7 +46,37 @@ _EXPORTS = {
     "load_zoo": "behavioral.zoo",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "Audit",
+    "BehavioralError",
+    "Coverage",
+    "Dataset",
+    "Demonstration",
+    "EpsilonGreedyPolicy",
+    "InvalidDemonstrationError",
+    "InvalidModelError",
+    "InvalidPolicyError",
+    "InvalidRewardError",
+    "RecoveredReward",
+    "SoftOptimalPolicy",
+    "TabularModel",
+    "__version__",
+    "as_policy",
+    "audit",
+    "audit_demonstrations",
+    "epic",
+    "epic_distance",
+    "from_seals",
+    "load_dataset",
+    "load_zoo",
+    "maxent_irl",
+    "model_epic",
+    "occupancy",
+    "sampled_epic",
+    "save_dataset",
+    "soft_bellman",
+    "train_ppo",
+]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from behavioral.auditing import Audit, audit, audit_demonstrations

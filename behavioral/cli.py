@@ -229,9 +229,9 @@ def _env_id(name: str) -> str:
 def make_env(env_id: str, split: str | None, kwargs: Mapping[str, Any] | None = None) -> Any:
     """``gymnasium.make(env_id, split=split, **kwargs)``, with one-line errors for bad ids
     and arguments. ``split=None`` leaves the split to ``kwargs`` (or the env's default)."""
+    import behavioral_envs  # noqa: F401  (registers the project's env ids)
     import gymnasium as gym
 
-    import behavioral_envs  # noqa: F401  (registers the project's env ids)
     from behavioral.errors import UnknownEnvError
 
     kwargs = dict(kwargs or {})

@@ -792,4 +792,3 @@ def _json_scalar(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): _json_scalar(v) for k, v in value.items()}
     return repr(value)
-

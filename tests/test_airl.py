@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
+import behavioral_envs  # noqa: F401  (registers the envs)
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
 from imitation.data.types import TrajectoryWithRew
 
-import behavioral_envs  # noqa: F401  (registers the envs)
 from behavioral.auditing import Audit, audit, merge_levels
 from behavioral.errors import InvalidArgumentError, InvalidDemonstrationError, InvalidModelError
 from behavioral.irl.airl import AIRLRecoveredReward, FixedHorizon, airl_irl, pad_trajectory

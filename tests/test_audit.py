@@ -138,9 +138,9 @@ def test_proxy_twins_are_reported() -> None:
 
 
 def test_declared_objective_left_out_with_none() -> None:
+    import behavioral_envs  # noqa: F401
     import gymnasium as gym
 
-    import behavioral_envs  # noqa: F401
     from behavioral import audit
     from behavioral.policies import SoftOptimalPolicy
 
@@ -158,9 +158,9 @@ def test_candidates_that_explain_nothing_do_not_coincide() -> None:
     """A water-stuff expert with the hose floods the floor: plant health and water_pots
     both fit at beta = 0 (identical likelihoods, the null's), which must not make them
     'coincide' and hide the proxy that does explain the behaviour."""
+    import behavioral_envs  # noqa: F401
     import gymnasium as gym
 
-    import behavioral_envs  # noqa: F401
     from behavioral import audit
     from behavioral.policies import SoftOptimalPolicy
 
@@ -177,9 +177,9 @@ def test_lapses_are_a_nuisance_not_evidence() -> None:
     (their plans differ in 0.09% of (step, state) pairs; these episodes are identical).
     With the lapse nuisance both are indistinguishable, with the lapse rate recovered;
     without it the soft-optimal fit misreads the lapses as evidence for the proxy."""
+    import behavioral_envs  # noqa: F401
     import gymnasium as gym
 
-    import behavioral_envs  # noqa: F401
     from behavioral.auditing import merge_levels
     from behavioral.policies import EpsilonGreedyPolicy
     from behavioral.rollout import rollout

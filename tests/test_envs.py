@@ -8,17 +8,17 @@ import sys
 import warnings
 from pathlib import Path
 
+import behavioral_envs
 import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
-
-import behavioral_envs
-from behavioral.errors import BehavioralError
-from behavioral.tabular import TabularModel, absorbing_states, occupancy, soft_bellman
 from behavioral_envs.grid import LAYERS, InvalidEnvArgumentError
 from behavioral_envs.red_doors import RedDoorsEnv
 from behavioral_envs.water_plants import HOUSE, WaterPlantsEnv
+from gymnasium.utils.env_checker import check_env
+
+from behavioral.errors import BehavioralError
+from behavioral.tabular import TabularModel, absorbing_states, occupancy, soft_bellman
 
 RED, WATER = "behavioral/RedDoors-v0", "behavioral/WaterPlants-v0"
 SPLITS = {RED: ("train", "deploy", "diverse"), WATER: ("train", "deploy")}
@@ -94,9 +94,7 @@ def test_a_users_own_envs_package_is_left_alone(tmp_path: Path) -> None:
         "assert envs.MINE\n"
         "print('behavioral/RedDoors-v0' in gym.registry)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
 
