@@ -127,7 +127,7 @@ def describe(a: Audit) -> dict[str, Any]:
     """Numbers behind the page's claims for one audit."""
     actions = np.concatenate([d.actions for d in a.demonstrations])
     counts = np.bincount(actions, minlength=len(ACTION_NAMES))
-    best = str(a.stats["best_candidate"])
+    best = a.decision.best
     t = a.table
     weights = a.recovered.weights_by_name
     top = max(weights, key=lambda k: abs(weights[k]))
@@ -141,9 +141,9 @@ def describe(a: Audit) -> dict[str, Any]:
         "most_common_share": float(counts.max() / counts.sum()),
         "best_candidate": best,
         "best_gain": float(t.loc[best, "log_likelihood"] - t.loc[best, "ll_null"]),
-        "p_best_vs_null": float(a.stats["p_value_vs_random"]),
-        "recovered_gain": float(a.stats["recovered_gain_per_episode"]),
-        "explained": float(a.stats["explained_by_best"]),
+        "p_best_vs_null": a.decision.p_vs_null,
+        "recovered_gain": (a.evidence.recovered_log_likelihood - a.evidence.null_log_likelihood) / a.evidence.n_episodes,
+        "explained": a.decision.explained_fraction,
         "top_weight": (top, float(weights[top])),
         "exit_share": float(outcomes.get("exit", 0.0)) if outcomes is not None else float("nan"),
     }

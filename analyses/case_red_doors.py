@@ -190,10 +190,10 @@ def expected_note(a: Audit, expected: str) -> str:
         return ""
     w = a.recovered.weights_by_name
     top = max(w, key=lambda k: abs(w[k]))
-    best = a.stats["best_candidate"]
+    best = a.decision.best
     return (
         f" The verdict we expected here was `{expected}`; this run got `{a.verdict}`. The "
-        f"best candidate is `{best}`, which accounts for {pct(a.stats['explained_by_best'])} "
+        f"best candidate is `{best}`, which accounts for {pct(a.decision.explained_fraction)} "
         "of what the recovered reward explains; the recovered reward's largest weight is on "
         f"`{top}` ({w[top]:+.3g}): part of the behaviour is structure no named objective "
         "describes."

@@ -356,7 +356,7 @@ def run_case(case: Case, config: Config) -> dict[str, Any]:
             seed=config.seed,
             n_bootstrap=config.n_bootstrap,
         )
-        named = {result.proxy, *result.stats["proxy_coincides_with"]}
+        named = {result.proxy, *result.twins}
         ok = result.verdict in case.expected and (
             result.verdict != "proxy" or case.expected_proxy in named
         )

@@ -1003,7 +1003,7 @@ def audit_figures(audit: Audit, *, max_levels: int = 3) -> tuple[dict[str, Figur
         ll_random=_null_ll(t),
         ll_recovered=float(audit.recovered.log_likelihood),
     )
-    conf = float(audit.stats.get("confidence", 0.95))
+    conf = float(audit.evidence.confidence)
     captions["candidates.png"] = (
         f"Each candidate objective at its fitted inverse temperature: mean log-likelihood of "
         f"the demonstrated actions per episode, and EPIC distance to the recovered reward on "
@@ -1169,7 +1169,7 @@ def _table(audit: Audit) -> tuple[list[str], list[list[str]]]:
 
 
 def _table_note(audit: Audit) -> str:
-    conf = float(audit.stats.get("confidence", 0.95))
+    conf = float(audit.evidence.confidence)
     notes = "".join(" " + note for col, _, note in _NUISANCES if col in audit.table.columns)
     return (
         f"β: fitted inverse temperature.{notes} Intervals: {conf:.0%} bootstrap over "
@@ -1206,19 +1206,19 @@ def _coverage_text(audit: Audit) -> str:
 
 
 def _details(audit: Audit) -> list[tuple[str, str]]:
-    rec, st, m = audit.recovered, audit.stats, audit.metadata
+    rec, d, m = audit.recovered, audit.decision, audit.metadata
     out = [
-        ("best candidate", str(st.get("best_candidate"))),
+        ("best candidate", str(d.best)),
         (
             "likelihood ratio, best candidate vs null model",
-            f"{_num(st.get('lr_vs_random'))} (p = {_num(st.get('p_value_vs_random'))})",
+            f"{_num(d.lr_vs_null)} (p = {_num(d.p_vs_null)})",
         ),
         (
             "likelihood ratio, recovered reward vs best candidate",
-            f"{_num(st.get('lr_recovered_vs_best'))} "
-            f"(p = {_num(st.get('p_value_best_vs_recovered'))})",
+            f"{_num(d.lr_vs_recovered)} (p = {_num(d.p_vs_recovered)}, "
+            f"{d.dof_vs_recovered} degrees of freedom)",
         ),
-        ("explained by the best candidate", _num(st.get("explained_by_best"))),
+        ("explained by the best candidate", _num(d.explained_fraction)),
         (
             "recovered reward",
             f"{rec.method}, features: {rec.feature_mode}, converged: {rec.converged}, "

@@ -47,7 +47,7 @@ def test_coinciding_objectives_are_indistinguishable() -> None:
     m = doors(same=True)
     result = audit_demonstrations(m, expert(m, 5 * m.objectives["exit"], 50, seed=3))
     assert result.verdict == "indistinguishable"
-    assert result.stats["pairs"]["right_door"]["state"] == "coincide"
+    assert result.decision.pair_states["right_door"] == "coincide"
     assert result.table.loc["right_door", "epic_to_base"] == 0.0
 
 
@@ -130,11 +130,11 @@ def test_proxy_twins_are_reported() -> None:
     demos = expert(m, 5.0 * m.objectives["right_door"], 50, seed=2)
     result = audit_demonstrations(m, demos, objectives=objectives, base="exit")
     assert result.verdict == "proxy"
-    (twin,) = result.stats["proxy_coincides_with"]
+    (twin,) = result.twins
     assert {result.proxy, twin} == {"right_door", "right_door_copy"}
     assert repr(twin) in result.reason
     alone = audit_demonstrations(m, demos)
-    assert alone.proxy == "right_door" and alone.stats["proxy_coincides_with"] == []
+    assert alone.proxy == "right_door" and alone.twins == ()
 
 
 def test_declared_objective_left_out_with_none() -> None:
@@ -168,7 +168,7 @@ def test_candidates_that_explain_nothing_do_not_coincide() -> None:
     result = audit(SoftOptimalPolicy("water_stuff", beta=20.0), env, episodes=10, n_bootstrap=100)
     assert result.table.loc["plant_health", "beta"] == 0.0
     assert result.table.loc["water_pots", "beta"] == 0.0
-    assert result.stats["pairs"]["water_pots"]["state"] != "coincide"
+    assert result.decision.pair_states["water_pots"] != "coincide"
     assert result.verdict == "proxy" and result.proxy == "water_stuff"
 
 
@@ -198,7 +198,7 @@ def test_lapses_are_a_nuisance_not_evidence() -> None:
     models, demos, levels = runs[0]
     result = audit_demonstrations(models, demos, levels, n_bootstrap=200)
     assert result.verdict == "indistinguishable"
-    assert result.stats["lapse_gain"] >= np.log(20.0)
+    assert result.fit_options["lapse_gain"] >= np.log(20.0)
     # ε-greedy over 5 actions: a uniformly random action with probability 0.3
     assert result.table.loc["plant_health", "lapse"] == pytest.approx(0.3, abs=0.05)
     plain = audit_demonstrations(models, demos, levels, n_bootstrap=200, lapse=False)

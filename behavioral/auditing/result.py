@@ -17,11 +17,16 @@ import numpy as np
 import pandas as pd
 
 from behavioral import compare
+from behavioral.auditing.decision import DecisionConfig, Evidence, Verdict
 from behavioral.files import replace_dir
 from behavioral.irl.maxent import Demonstration, RecoveredReward
 from behavioral.tabular import TabularModel
 
-__all__ = ["Audit"]
+__all__ = ["SUMMARY_VERSION", "Audit"]
+
+
+#: Version of the layout of ``summary.json`` (2: typed evidence and decision, named rows).
+SUMMARY_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -34,15 +39,20 @@ class Audit:
         table: one row per candidate objective (see :func:`audit_demonstrations`).
         recovered: the recovered behavioural objective (MaxEnt IRL).
         coverage: the transitions EPIC compared rewards on (the data's, levels stacked).
-        base: name of the base objective; ``proxies`` the others.
+        base: name of the base objective; ``proxies`` the proxies that took part in the
+            verdict (aliases are not among them).
         reason: one sentence saying why the verdict was reached.
         levels: the levels' tabular models; ``demonstrations`` the state-index episodes.
+        candidates: every candidate's reward array per level.
+        evidence: the numbers the verdict was decided on
+            (:class:`~behavioral.auditing.decision.Evidence`).
+        decision: the verdict with its tests (:class:`~behavioral.auditing.decision.Verdict`).
+        config: the thresholds it was decided with.
+        fit_options: the nuisances and fitting options used (living reward, discounts,
+            lapse and the lapse's gain when ``"auto"`` tried it, bootstrap resamples, L2).
+        metadata: library version, env id and kwargs, split, seed, method, ...
         episodes: per-episode table of the dataset when the audit rolled out or loaded
             one (returns, outcomes), else None.
-        candidates: every candidate's reward array per level.
-        stats: numbers behind the verdict (likelihood-ratio test, explained fraction,
-            pairwise differences with confidence intervals).
-        metadata: library version, env id and kwargs, split, seed, method, ...
     """
 
     verdict: str
@@ -56,32 +66,65 @@ class Audit:
     levels: tuple[TabularModel, ...]
     demonstrations: tuple[Demonstration, ...]
     candidates: Mapping[str, list[np.ndarray]]
-    stats: Mapping[str, Any]
+    evidence: Evidence
+    decision: Verdict
+    config: DecisionConfig
+    fit_options: Mapping[str, Any]
     metadata: Mapping[str, Any]
     episodes: pd.DataFrame | None = None
 
+    @property
+    def explained(self) -> bool:
+        """Whether some candidate explains the behaviour better than the null model."""
+        return self.decision.explained
+
+    @property
+    def distinguishable(self) -> bool:
+        """Whether the data tell the base objective and the proxies apart."""
+        return self.decision.distinguishable
+
+    @property
+    def aliases(self) -> Mapping[str, str]:
+        """Candidates that are another candidate under another name (name -> that one)."""
+        return self.evidence.aliases
+
+    @property
+    def twins(self) -> tuple[str, ...]:
+        """Proxies that coincide with the named proxy on the data."""
+        return self.decision.twins
+
     def summary(self) -> dict[str, Any]:
-        """A JSON-ready summary: verdict, reason, the candidate table, recovered weights."""
+        """A JSON-ready summary: verdict, reason, the candidate table (one row per
+        candidate, each naming its objective), the evidence and decision, recovered weights."""
+        table = self.table.reset_index()
+        rec = self.recovered
         return {
+            "summary_version": SUMMARY_VERSION,
             "verdict": self.verdict,
             "proxy": self.proxy,
             "reason": self.reason,
+            "explained": self.explained,
+            "distinguishable": self.distinguishable,
             "base": self.base,
             "proxies": list(self.proxies),
-            "table": json.loads(self.table.to_json(orient="records")),
+            "aliases": dict(self.aliases),
+            "twins": list(self.twins),
+            "table": json.loads(table.to_json(orient="records")),
             "recovered": {
-                "method": self.recovered.method,
-                "weights": self.recovered.weights_by_name
-                if len(self.recovered.feature_names) <= 64
-                else None,
-                "converged": self.recovered.converged,
-                "iterations": self.recovered.iterations,
-                "feature_gap": self.recovered.feature_gap,
-                "log_likelihood": self.recovered.log_likelihood,
-                "l2": self.recovered.l2,
+                "method": rec.method,
+                "weights": rec.weights_by_name if len(rec.feature_names) <= 64 else None,
+                "converged": rec.converged,
+                "iterations": rec.iterations,
+                "feature_gap": rec.feature_gap,
+                "log_likelihood": rec.log_likelihood,
+                "l2": rec.l2,
+                "n_parameters": rec.parameter_count,
             },
             "coverage": self.coverage.summary(),
-            "stats": _jsonable(dict(self.stats)),
+            "decision": _jsonable(_decision_dict(self.decision)),
+            "evidence": _jsonable(_evidence_dict(self.evidence)),
+            "config": _jsonable(dataclasses.asdict(self.config)),
+            "fit_options": _jsonable(dict(self.fit_options)),
             "n_episodes": len(self.demonstrations),
             "n_levels": len(self.levels),
             "metadata": _jsonable(dict(self.metadata)),
@@ -145,3 +188,26 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, (np.bool_,)):
         return bool(x)
     return x
+
+
+def _decision_dict(v: Verdict) -> dict[str, Any]:
+    out = dataclasses.asdict(v)
+    out["pair_states"] = dict(v.pair_states)
+    out["twins"] = list(v.twins)
+    return out
+
+
+def _evidence_dict(e: Evidence) -> dict[str, Any]:
+    return {
+        "base": e.base,
+        "proxies": list(e.proxies),
+        "n_episodes": e.n_episodes,
+        "confidence": e.confidence,
+        "log_likelihood": dict(e.log_likelihood),
+        "null_log_likelihood": e.null_log_likelihood,
+        "recovered_log_likelihood": e.recovered_log_likelihood,
+        "recovered_dof": e.recovered_dof,
+        "pairs": {name: {**dataclasses.asdict(p), "ci": list(p.ci)} for name, p in e.pairs.items()},
+        "proxy_epic": [{"proxies": list(pair), "epic": d} for pair, d in e.proxy_epic.items()],
+        "aliases": dict(e.aliases),
+    }

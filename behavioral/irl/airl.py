@@ -428,6 +428,7 @@ def airl_irl(
             f"accuracy {stats.get('disc_acc', float('nan')):.3f}"
         ),
         method="airl",
+        n_parameters=sum(int(p.numel()) for p in g_net.parameters()),
         reward_net=g_net,
         potentials=potentials,
         discount=gamma,

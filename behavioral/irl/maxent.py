@@ -42,10 +42,11 @@ from threadpoolctl import threadpool_limits
 
 from behavioral import _kernels
 from behavioral.errors import InvalidDemonstrationError, InvalidModelError
-from behavioral.tabular import TabularModel, absorbing_states
+from behavioral.tabular import TabularModel
 
 __all__ = [
     "Demonstration",
+    "LevelStack",
     "MaxEntObjective",
     "RecoveredReward",
     "fit_lapse",
@@ -133,6 +134,9 @@ class RecoveredReward:
         n_demonstrations: N.
         wall_time: seconds spent fitting.
         message: the optimiser's message.
+        method: ``"maxent"`` (or ``"airl"``, see ``behavioral.irl.airl``).
+        n_parameters: the number of fitted parameters of the reward (0: one per feature,
+            as for a linear reward; AIRL's reward network has many more).
     """
 
     feature_names: tuple[str, ...]
@@ -149,6 +153,12 @@ class RecoveredReward:
     wall_time: float
     message: str = ""
     method: str = "maxent"
+    n_parameters: int = 0
+
+    @property
+    def parameter_count(self) -> int:
+        """The number of fitted parameters of the reward."""
+        return self.n_parameters or len(self.feature_names)
 
     @property
     def weights_by_name(self) -> dict[str, float]:
@@ -189,130 +199,81 @@ def _feature_matrix(model: TabularModel, mode: str, names: Sequence[str] | None 
 
 @dataclasses.dataclass
 class _Chunk:
-    """Several levels stacked into one block-diagonal model."""
+    """Several levels stacked into one block-diagonal model, with their demonstrated steps.
+
+    Everything here depends only on the levels and the demonstrations, not on features,
+    discount or weights: one stack serves every objective fitted to the same data.
+    """
 
     levels: list[int]
     offsets: np.ndarray  # state offset of each level in the stack, (L+1,)
     indptr: np.ndarray
     indices: np.ndarray
     data: np.ndarray
-    feats: np.ndarray  # dense stacked features (mode 0/1) or (0, 0) dummy
-    mode: int  # kernel mode
     d0: np.ndarray  # (S_total,) empirical start distribution / N
     n_states: int
     pi: np.ndarray  # (H, S_total, A) scratch
-    V: np.ndarray  # (H, S_total)
-    reward: np.ndarray  # (S_total, A) or (S_total, 1)
-    steps: dict[str, Any] | None = None  # demonstrated steps, built for lapse fits
+    V: np.ndarray  # (H, S_total) scratch
+    # The demonstrated steps (real steps, not padding) sorted by time step t:
+    step_t: np.ndarray  # (n,) t
+    step_s: np.ndarray  # (n,) stacked state
+    step_a: np.ndarray  # (n,) action
+    step_episode: np.ndarray  # (n,) index of the demonstration
+    bounds: np.ndarray  # (H+1,) steps of time t are bounds[t]:bounds[t+1]
+    # Padding of early-ending demonstrations: each one's absorbing end state and first
+    # padded step (demonstrations that last the full horizon are not listed).
+    pad_s: np.ndarray
+    pad_from: np.ndarray
 
 
-class MaxEntObjective:
-    """The negative MaxEnt dual ``-g(theta)`` and its gradient over a set of levels.
+class LevelStack:
+    """Levels and the demonstrations recorded on them, validated and stacked once.
 
-    Build once from models and demonstrations; call :meth:`value_and_grad` per iteration.
-    Exposed for benchmarks and for callers that want their own optimiser.
+    Levels with demonstrations are stacked into block-diagonal models (in chunks bounded
+    in memory); each chunk keeps its demonstrated steps sorted by time step. A stack does
+    not depend on features, discount or weights, so every objective fitted to the same
+    data (the audit fits several candidates at several discounts) shares one.
 
     Args:
-        models: the levels' tabular models (same actions, horizon and discount; the same
-            feature names for ``features="model"``; the same state count for one-hot).
+        models: the levels' tabular models (same number of actions and horizon).
         demonstrations: :class:`Demonstration` objects (``level`` indexes ``models``).
-        features: ``"model"`` (the models' named features), ``"states"`` (one-hot
-            states: a per-state reward) or ``"state_actions"`` (one-hot pairs).
-        l2: L2 coefficient ``lambda``.
+
+    Raises:
+        InvalidModelError: no models, or levels that differ in actions or horizon.
+        InvalidDemonstrationError: no demonstrations, or ones that do not fit their level
+            (indices out of range, impossible transitions, too long, or ending early
+            outside an absorbing state).
     """
 
     def __init__(
-        self,
-        models: Sequence[TabularModel],
-        demonstrations: Sequence[Demonstration],
-        *,
-        features: FeatureMode = "model",
-        l2: float = 0.0,
+        self, models: Sequence[TabularModel], demonstrations: Sequence[Demonstration]
     ) -> None:
         if not models:
             raise InvalidModelError("maxent_irl needs at least one model")
         if not demonstrations:
             raise InvalidDemonstrationError("maxent_irl needs at least one demonstration")
-        if features not in ("model", "states", "state_actions"):
-            raise ValueError(
-                f"features must be 'model', 'states' or 'state_actions', got {features!r}"
-            )
-        if not np.isfinite(l2) or l2 < 0:
-            raise ValueError(f"l2 must be a non-negative number, got {l2!r}")
         first = models[0]
         for i, m in enumerate(models):
             if not isinstance(m, TabularModel):
                 raise InvalidModelError(f"models[{i}] is a {type(m).__name__}, not a TabularModel")
-            if (m.n_actions, m.horizon, m.discount) != (
-                first.n_actions,
-                first.horizon,
-                first.discount,
-            ):
+            if (m.n_actions, m.horizon) != (first.n_actions, first.horizon):
                 raise InvalidModelError(
-                    f"models[{i}] has (A, horizon, discount) = ({m.n_actions}, {m.horizon}, "
-                    f"{m.discount}), models[0] has ({first.n_actions}, {first.horizon}, "
-                    f"{first.discount}): levels must share them"
-                )
-            if features == "model":
-                if m.features is None:
-                    raise InvalidModelError(f"models[{i}] has no features; use features='states'")
-                if m.feature_names != first.feature_names or m.features.ndim != first.features.ndim:
-                    raise InvalidModelError(
-                        f"models[{i}] features {m.feature_names} differ from models[0] "
-                        f"{first.feature_names}: levels must share feature names"
-                    )
-            elif m.n_states != first.n_states:
-                raise InvalidModelError(
-                    "one-hot features need levels with the same number of states "
-                    f"(models[{i}] has {m.n_states}, models[0] has {first.n_states})"
+                    f"models[{i}] has (A, horizon) = ({m.n_actions}, {m.horizon}), models[0] "
+                    f"has ({first.n_actions}, {first.horizon}): levels must share them"
                 )
         self.models = list(models)
-        self.features = features
-        self.l2 = float(l2)
         self.horizon = first.horizon
-        self.discount = first.discount
         self.n_actions = first.n_actions
-        A, H, S0 = self.n_actions, self.horizon, first.n_states
-        if features == "model":
-            self.feature_names = first.feature_names
-            self.state_action = first.state_action_features
-        elif features == "states":
-            self.feature_names = tuple(f"s{s}" for s in range(S0))
-            self.state_action = False
-        else:
-            self.feature_names = tuple(f"s{s},a{a}" for s in range(S0) for a in range(A))
-            self.state_action = True
-        K = len(self.feature_names)
-        self.n_features = K
-
-        # Demonstrated feature expectations and start-state counts.
         self.demos = [self._checked(d) for d in demonstrations]
-        N = len(self.demos)
-        self.n_demos = N
-        disc = self.discount ** np.arange(H)
-        mu = np.zeros(K)
+        self.n_demos = len(self.demos)
         starts: dict[int, np.ndarray] = {}
-        absorbing_cache: dict[int, np.ndarray] = {}
         for d in self.demos:
             m = self.models[d.level]
-            n = d.actions.shape[0]
-            if n < H:
-                if d.level not in absorbing_cache:
-                    absorbing_cache[d.level] = absorbing_states(m)
-                if not absorbing_cache[d.level][d.states[-1]]:
-                    raise InvalidDemonstrationError(
-                        f"a demonstration on level {d.level} has {n} < horizon={H} steps but "
-                        f"its last state {int(d.states[-1])} is not absorbing in the model: "
-                        "early-ending episodes must end in an absorbing (terminal) state"
-                    )
-            mu += self._demo_features(m, d, disc)
             starts.setdefault(d.level, np.zeros(m.n_states))[d.states[0]] += 1.0
-        self.demo_mu = mu / N
-
-        # Stack levels that have demonstrations into memory-bounded chunks.
         self.chunks: list[_Chunk] = []
         pending: list[int] = []
         size = 0
+        A, H = self.n_actions, self.horizon
         for lvl in sorted(starts):
             cost = self.models[lvl].n_states * A * H
             if pending and size + cost > _CHUNK_BUDGET:
@@ -322,8 +283,6 @@ class MaxEntObjective:
             size += cost
         if pending:
             self.chunks.append(self._make_chunk(pending, starts))
-
-    # -- construction helpers ---------------------------------------------------------
 
     def _checked(self, d: Demonstration) -> Demonstration:
         if not 0 <= d.level < len(self.models):
@@ -358,37 +317,13 @@ class MaxEntObjective:
                 f"state {d.states[t]} --action {d.actions[t]}--> state {d.states[t + 1]} has "
                 "probability 0 in the model (wrong level or a dataset from another env?)"
             )
+        if n < m.horizon and not _is_absorbing(m, int(d.states[n])):
+            raise InvalidDemonstrationError(
+                f"a demonstration on level {d.level} has {n} < horizon={m.horizon} steps but "
+                f"its last state {int(d.states[n])} is not absorbing in the model: "
+                "early-ending episodes must end in an absorbing (terminal) state"
+            )
         return d
-
-    def _demo_features(self, m: TabularModel, d: Demonstration, disc: np.ndarray) -> np.ndarray:
-        """Discounted feature counts of one demonstration, padded to the horizon."""
-        H, A = self.horizon, self.n_actions
-        n = d.actions.shape[0]
-        K = self.n_features
-        out = np.zeros(K)
-        s, a = d.states[:n], d.actions
-        w = disc[:n]
-        pad_w = disc[n:].sum()  # weight of the padded steps in the absorbing state
-        s_end = int(d.states[n]) if n < H else -1
-        if self.features == "states":
-            np.add.at(out, s, w)
-            if pad_w:
-                out[s_end] += pad_w
-        elif self.features == "state_actions":
-            np.add.at(out, s * A + a, w)
-            if pad_w:
-                out[s_end * A : (s_end + 1) * A] += pad_w / A
-        elif self.state_action:
-            f = m.features
-            out += w @ f[s, a]
-            if pad_w:
-                out += pad_w * f[s_end].mean(axis=0)
-        else:
-            f = m.features
-            out += w @ f[s]
-            if pad_w:
-                out += pad_w * f[s_end]
-        return out
 
     def _make_chunk(self, levels: list[int], starts: Mapping[int, np.ndarray]) -> _Chunk:
         A, H = self.n_actions, self.horizon
@@ -404,89 +339,267 @@ class MaxEntObjective:
         T = sp.csr_array(T)
         T.sort_indices()
         d0 = np.concatenate([starts[i] for i in levels]) / self.n_demos
-        if self.features == "model":
-            feats = np.ascontiguousarray(
-                np.concatenate([_feature_matrix(m, "model") for m in models], axis=0)
-            )
-            mode = 1 if self.state_action else 0
-        else:
-            feats = np.zeros((0, 0))
-            mode = 2 if self.features == "states" else 3
-        cols = A if self.state_action else 1
+        where = {lvl: j for j, lvl in enumerate(levels)}
+        t, s, a, ep, pad_s, pad_from = [], [], [], [], [], []
+        for i, d in enumerate(self.demos):
+            j = where.get(d.level)
+            if j is None:
+                continue
+            n = d.actions.shape[0]
+            t.append(np.arange(n))
+            s.append(offsets[j] + d.states[:n])
+            a.append(d.actions)
+            ep.append(np.full(n, i))
+            if n < H:
+                pad_s.append(offsets[j] + int(d.states[n]))
+                pad_from.append(n)
+        tt, ss, aa, ee = (np.concatenate(x).astype(np.int64) for x in (t, s, a, ep))
+        order = np.argsort(tt, kind="stable")
+        step_t = tt[order]
         return _Chunk(
             levels=levels,
             offsets=offsets,
             indptr=T.indptr.astype(np.int64),
             indices=T.indices.astype(np.int64),
             data=np.ascontiguousarray(T.data, dtype=np.float64),
-            feats=feats,
-            mode=mode,
             d0=d0,
             n_states=S_tot,
             pi=_kernels.empty_output((H, S_tot, A)),
             V=_kernels.empty_output((H, S_tot)),
-            reward=np.empty((S_tot, cols)),
+            step_t=step_t,
+            step_s=ss[order],
+            step_a=aa[order],
+            step_episode=ee[order],
+            bounds=np.searchsorted(step_t, np.arange(H + 1)).astype(np.int64),
+            pad_s=np.asarray(pad_s, dtype=np.int64),
+            pad_from=np.asarray(pad_from, dtype=np.int64),
         )
+
+    def stacked(self, per_level: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Per-level arrays (first axis = the level's states) concatenated chunk by chunk."""
+        return [
+            np.ascontiguousarray(np.concatenate([per_level[i] for i in c.levels], axis=0))
+            for c in self.chunks
+        ]
+
+
+def _is_absorbing(model: TabularModel, s: int) -> bool:
+    A = model.n_actions
+    T = model.transitions
+    rows = np.arange(s * A, (s + 1) * A)
+    return bool(np.all(np.asarray(T[rows, np.full(A, s)]).ravel() > 1.0 - 1e-12))
+
+
+class MaxEntObjective:
+    """The negative MaxEnt dual ``-g(theta)`` and its gradient over a set of levels.
+
+    Build once from models and demonstrations; call :meth:`value_and_grad` per iteration.
+    Exposed for benchmarks and for callers that want their own optimiser.
+
+    Args:
+        models: the levels' tabular models (same actions, horizon and discount; the same
+            feature names for ``features="model"``; the same state count for one-hot).
+            Or a :class:`LevelStack` already built from them (see :meth:`from_stack` for
+            features that are not the models' own).
+        demonstrations: :class:`Demonstration` objects (``level`` indexes ``models``);
+            ignored when ``models`` is a stack.
+        features: ``"model"`` (the models' named features), ``"states"`` (one-hot
+            states: a per-state reward) or ``"state_actions"`` (one-hot pairs).
+        l2: L2 coefficient ``lambda``.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[TabularModel] | LevelStack,
+        demonstrations: Sequence[Demonstration] = (),
+        *,
+        features: FeatureMode = "model",
+        l2: float = 0.0,
+    ) -> None:
+        if features not in ("model", "states", "state_actions"):
+            raise ValueError(
+                f"features must be 'model', 'states' or 'state_actions', got {features!r}"
+            )
+        if not np.isfinite(l2) or l2 < 0:
+            raise ValueError(f"l2 must be a non-negative number, got {l2!r}")
+        if isinstance(models, LevelStack):
+            stack = models
+        else:
+            _check_feature_modes(models, features)
+            stack = LevelStack(models, demonstrations)
+        first = stack.models[0]
+        for i, m in enumerate(stack.models):
+            if m.discount != first.discount:
+                raise InvalidModelError(
+                    f"models[{i}] has discount {m.discount}, models[0] has {first.discount}: "
+                    "levels must share it"
+                )
+        A, S0 = stack.n_actions, first.n_states
+        if features == "model":
+            names = first.feature_names
+            state_action = first.state_action_features
+            per_level = [_feature_matrix(m, "model") for m in stack.models]
+            if state_action:
+                per_level = [f.reshape(m.n_states, A, -1) for f, m in zip(per_level, stack.models)]
+        elif features == "states":
+            names = tuple(f"s{s}" for s in range(S0))
+            state_action, per_level = False, None
+        else:
+            names = tuple(f"s{s},a{a}" for s in range(S0) for a in range(A))
+            state_action, per_level = True, None
+        self._init(stack, features, names, state_action, per_level, first.discount, l2)
+
+    @classmethod
+    def from_stack(
+        cls,
+        stack: LevelStack,
+        features: Sequence[np.ndarray],
+        feature_names: Sequence[str],
+        *,
+        discount: float | None = None,
+        l2: float = 0.0,
+    ) -> MaxEntObjective:
+        """An objective over a prebuilt stack with features given per level.
+
+        Args:
+            stack: the levels and demonstrations.
+            features: per level, (S_i, K) state or (S_i, A, K) state-action features.
+            feature_names: K names.
+            discount: the discount (default the models').
+            l2: L2 coefficient.
+
+        No TabularModel is rebuilt: this is how the audit fits many candidate objectives
+        (each with its own feature columns and discount) to one dataset.
+        """
+        feats = [np.asarray(f, dtype=np.float64) for f in features]
+        if len(feats) != len(stack.models):
+            raise InvalidModelError(f"{len(feats)} feature arrays for {len(stack.models)} levels")
+        ndim = feats[0].ndim
+        K = len(feature_names)
+        for f, m in zip(feats, stack.models):
+            want = (m.n_states, K) if ndim == 2 else (m.n_states, stack.n_actions, K)
+            if f.shape != want or not np.all(np.isfinite(f)):
+                raise InvalidModelError(f"features must be finite of shape {want}, got {f.shape}")
+        self = cls.__new__(cls)
+        gamma = stack.models[0].discount if discount is None else float(discount)
+        if not 0.0 < gamma <= 1.0:
+            raise InvalidModelError(f"discount must be in (0, 1], got {discount!r}")
+        self._init(stack, "model", tuple(feature_names), ndim == 3, feats, gamma, float(l2))
+        return self
+
+    def _init(
+        self,
+        stack: LevelStack,
+        features: str,
+        names: tuple[str, ...],
+        state_action: bool,
+        per_level: Sequence[np.ndarray] | None,
+        discount: float,
+        l2: float,
+    ) -> None:
+        self.stack = stack
+        self.models = stack.models
+        self.demos = stack.demos
+        self.n_demos = stack.n_demos
+        self.horizon = stack.horizon
+        self.n_actions = stack.n_actions
+        self.features = features
+        self.feature_names = names
+        self.state_action = state_action
+        self.n_features = len(names)
+        self.discount = float(discount)
+        self.l2 = float(l2)
+        self._per_level = per_level
+        A = self.n_actions
+        if per_level is None:  # one-hot: the kernels' modes 2 (states) and 3 (pairs)
+            self._feats = [np.zeros((0, 0)) for _ in stack.chunks]
+            self._mode = 2 if features == "states" else 3
+        else:
+            stacked = stack.stacked(per_level)
+            self._mode = 1 if state_action else 0
+            K = self.n_features
+            self._feats = [f.reshape(-1, K) for f in stacked]  # (S, K) or (S*A, K)
+        cols = A if state_action else 1
+        self._reward = [np.empty((c.n_states, cols)) for c in stack.chunks]
+        self.demo_mu = self._demo_features()
+
+    @property
+    def chunks(self) -> list[_Chunk]:
+        """The stacked levels (see :class:`LevelStack`)."""
+        return self.stack.chunks
+
+    # -- construction helpers ---------------------------------------------------------
+
+    def _demo_features(self) -> np.ndarray:
+        """Mean discounted feature counts of the demonstrations, padded to the horizon
+        (state features count the absorbing end state; state-action features a uniform
+        action in it, immaterial when absorbing states have zero features)."""
+        H, A, K = self.horizon, self.n_actions, self.n_features
+        disc = self.discount ** np.arange(H + 1)
+        tail = np.concatenate([np.cumsum(disc[:H][::-1])[::-1], [0.0]])  # sum_{t'>=t}
+        mu = np.zeros(K)
+        for c, f in zip(self.chunks, self._feats):
+            w = disc[c.step_t]
+            pw = tail[c.pad_from]
+            if self._mode == 0:
+                mu += w @ f[c.step_s] + pw @ f[c.pad_s]
+            elif self._mode == 1:
+                f3 = f.reshape(c.n_states, A, K)
+                mu += w @ f3[c.step_s, c.step_a] + pw @ f3[c.pad_s].mean(axis=1)
+            elif self._mode == 2:
+                S0 = self.models[c.levels[0]].n_states
+                np.add.at(mu, c.step_s % S0, w)
+                np.add.at(mu, c.pad_s % S0, pw)
+            else:
+                S0 = self.models[c.levels[0]].n_states
+                np.add.at(mu, (c.step_s % S0) * A + c.step_a, w)
+                for a in range(A):
+                    np.add.at(mu, (c.pad_s % S0) * A + a, pw / A)
+        return mu / self.n_demos
 
     # -- evaluation -------------------------------------------------------------------
 
-    def _set_reward(self, c: _Chunk, theta: np.ndarray) -> None:
-        A = self.n_actions
-        if c.mode in (0, 1):
-            r = c.feats @ theta
-            c.reward[...] = r.reshape(c.n_states, -1)
-        elif c.mode == 2:
+    def _set_reward(self, j: int, theta: np.ndarray) -> np.ndarray:
+        c, r = self.chunks[j], self._reward[j]
+        if self._mode in (0, 1):
+            r[...] = (self._feats[j] @ theta).reshape(c.n_states, -1)
+        elif self._mode == 2:
             S0 = self.models[c.levels[0]].n_states
-            c.reward[:, 0] = np.tile(theta, c.n_states // S0)
+            r[:, 0] = np.tile(theta, c.n_states // S0)
         else:
             S0 = self.models[c.levels[0]].n_states
-            c.reward[...] = np.tile(theta.reshape(S0, A), (c.n_states // S0, 1))
+            r[...] = np.tile(theta.reshape(S0, self.n_actions), (c.n_states // S0, 1))
+        return r
 
-    def _backup(self, c: _Chunk, theta: np.ndarray) -> None:
-        self._set_reward(c, theta)
+    def _backup(self, j: int, theta: np.ndarray) -> _Chunk:
+        c = self.chunks[j]
+        r = self._set_reward(j, theta)
         no_q = np.empty((self.horizon, 0, self.n_actions))
         _kernels.soft_backup(
-            c.indptr,
-            c.indices,
-            c.data,
-            c.reward,
-            c.reward.shape[1] > 1,
-            self.discount,
-            c.V,
-            no_q,
-            c.pi,
+            c.indptr, c.indices, c.data, r, r.shape[1] > 1, self.discount, c.V, no_q, c.pi
         )
+        return c
 
     def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """``(-g(theta), -grad g(theta))``: one backup and one forward pass per chunk."""
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         value = float(theta @ self.demo_mu)
         model_mu = np.zeros(self.n_features)
-        scratch = None
-        for c in self.chunks:
-            self._backup(c, theta)
+        for j in range(len(self.chunks)):
+            c = self._backup(j, theta)
             value -= float(c.d0 @ c.V[0])
-            if scratch is None or scratch.shape[1] < c.n_states:
-                scratch = np.empty((2, c.n_states))
+            scratch = np.empty((2, c.n_states))
             # Dense features are folded in after the pass: the kernel accumulates the
             # discounted state (mode 0) or state-action (mode 1) occupancy, one add per
             # visited pair, and one matrix-vector product gives the feature expectations.
-            kernel_mode = {0: 2, 1: 3}.get(c.mode, c.mode)
+            kernel_mode = {0: 2, 1: 3}.get(self._mode, self._mode)
             occ = np.zeros(c.n_states * (self.n_actions if kernel_mode == 3 else 1))
             _kernels.forward_features(
-                c.indptr,
-                c.indices,
-                c.data,
-                c.pi,
-                c.d0,
-                self.discount,
-                c.feats,
-                kernel_mode,
-                occ,
-                scratch[:, : c.n_states],
-            )
-            if c.mode in (0, 1):
-                model_mu += occ @ c.feats
+                c.indptr, c.indices, c.data, c.pi, c.d0, self.discount, self._feats[j],
+                kernel_mode, occ, scratch,
+            )  # fmt: skip
+            if self._mode in (0, 1):
+                model_mu += occ @ self._feats[j]
             else:
                 model_mu += occ.reshape(-1, self.n_features).sum(axis=0)
         value -= 0.5 * self.l2 * float(theta @ theta)
@@ -494,21 +607,19 @@ class MaxEntObjective:
         self.last_feature_gap = float(np.max(np.abs(self.demo_mu - model_mu)))
         return -value, -grad
 
+    def _step_probabilities(self, j: int, theta: np.ndarray) -> tuple[_Chunk, np.ndarray]:
+        """Backup at ``theta``; ``pi_t(a_t | s_t)`` of chunk ``j``'s demonstrated steps."""
+        c = self._backup(j, theta)
+        return c, c.pi[c.step_t, c.step_s, c.step_a]
+
     def episode_log_likelihoods(self, theta: np.ndarray) -> np.ndarray:
         """``sum_t log pi_t(a_t | s_t)`` of each demonstration (real steps only), (N,)."""
-        out = np.empty(self.n_demos)
-        by_level: dict[int, list[int]] = {}
-        for i, d in enumerate(self.demos):
-            by_level.setdefault(d.level, []).append(i)
-        theta = np.asarray(theta, dtype=np.float64)
-        for c in self.chunks:
-            self._backup(c, theta)
-            for j, lvl in enumerate(c.levels):
-                for i in by_level.get(lvl, ()):
-                    d = self.demos[i]
-                    n = d.actions.shape[0]
-                    p = c.pi[np.arange(n), c.offsets[j] + d.states[:n], d.actions]
-                    out[i] = float(np.sum(np.log(np.maximum(p, 1e-300))))
+        theta = np.ascontiguousarray(theta, dtype=np.float64)
+        out = np.zeros(self.n_demos)
+        for j in range(len(self.chunks)):
+            c, p = self._step_probabilities(j, theta)
+            logp = np.log(np.maximum(p, 1e-300))
+            out += np.bincount(c.step_episode, weights=logp, minlength=self.n_demos)
         return out
 
     def log_likelihood(self, theta: np.ndarray) -> float:
@@ -523,59 +634,22 @@ class MaxEntObjective:
     # visited ``log pi_t(a|s)``: with ``Q_t = r + gamma P V_{t+1}`` and ``V_t = logsumexp_a
     # Q_t``, ``d log pi_t(a|s) = dQ_t(s, a) - dV_t(s)``, where ``dV_t(s) = sum_a pi_t(a|s)
     # dQ_t(s, a)`` and ``dQ_t(s, a) = phi(s, a) + gamma sum_s' P(s'|s, a) dV_{t+1}(s')`` --
-    # the soft-optimal policy's discounted feature expectations to go, one backward pass.
-
-    def _steps(self, c: _Chunk) -> dict[str, Any]:
-        """The chunk's demonstrated steps (t, stacked state, action, episode), sorted by t."""
-        if c.steps is not None:
-            return c.steps
-        where = {lvl: j for j, lvl in enumerate(c.levels)}
-        t, s, a, ep = [], [], [], []
-        for i, d in enumerate(self.demos):
-            j = where.get(d.level)
-            if j is None:
-                continue
-            n = d.actions.shape[0]
-            t.append(np.arange(n))
-            s.append(c.offsets[j] + d.states[:n])
-            a.append(d.actions)
-            ep.append(np.full(n, i))
-        tt, ss, aa, ee = (np.concatenate(x).astype(np.int64) for x in (t, s, a, ep))
-        order = np.argsort(tt, kind="stable")
-        steps = {
-            "t": tt[order],
-            "s": ss[order],
-            "a": aa[order],
-            "episode": ee[order],
-            "bounds": np.searchsorted(tt[order], np.arange(self.horizon + 1)),
-            "T": sp.csr_array(
-                (c.data, c.indices, c.indptr), shape=(c.n_states * self.n_actions, c.n_states)
-            ),
-        }
-        c.steps = steps
-        return steps
+    # the soft-optimal policy's discounted feature expectations to go, one backward pass
+    # (``_kernels.log_policy_gradient``).
 
     def _check_lapse_mode(self) -> None:
-        if self.features != "model":
+        if self._mode not in (0, 1):
             raise ValueError("the lapse model needs features='model'")
-
-    def _lapse_step_probs(
-        self, c: _Chunk, theta: np.ndarray, lapse: float
-    ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-        """The chunk's steps, ``pi_t(a_t|s_t)`` and the lapse mixture's probabilities."""
-        self._backup(c, theta)
-        st = self._steps(c)
-        p = c.pi[st["t"], st["s"], st["a"]]
-        return st, p, np.maximum((1.0 - lapse) * p + lapse / self.n_actions, 1e-300)
 
     def lapse_episode_log_likelihoods(self, theta: np.ndarray, lapse: float) -> np.ndarray:
         """``sum_t log((1 - lapse) pi_t(a_t|s_t) + lapse / A)`` per demonstration, (N,)."""
         self._check_lapse_mode()
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         out = np.zeros(self.n_demos)
-        for c in self.chunks:
-            st, _, mix = self._lapse_step_probs(c, theta, lapse)
-            out += np.bincount(st["episode"], weights=np.log(mix), minlength=self.n_demos)
+        for j in range(len(self.chunks)):
+            c, p = self._step_probabilities(j, theta)
+            mix = np.maximum((1.0 - lapse) * p + lapse / self.n_actions, 1e-300)
+            out += np.bincount(c.step_episode, weights=np.log(mix), minlength=self.n_demos)
         return out
 
     def lapse_value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -586,40 +660,56 @@ class MaxEntObjective:
         self._check_lapse_mode()
         x = np.asarray(x, dtype=np.float64)
         theta, lapse = np.ascontiguousarray(x[:-1]), float(x[-1])
-        A, H, K = self.n_actions, self.horizon, self.n_features
+        A, K = self.n_actions, self.n_features
         ll = 0.0
         grad = np.zeros(K + 1)
-        for c in self.chunks:
-            st, p, mix = self._lapse_step_probs(c, theta, lapse)
-            S = c.n_states
+        for j in range(len(self.chunks)):
+            c, p = self._step_probabilities(j, theta)
+            mix = np.maximum((1.0 - lapse) * p + lapse / A, 1e-300)
             ll += float(np.sum(np.log(mix)))
             grad[K] += float(np.sum((1.0 / A - p) / mix))
             w = (1.0 - lapse) * p / mix  # d log mix / d log pi at each step
-            phi = (
-                c.feats.reshape(S, A, K)
-                if c.mode == 1
-                else np.broadcast_to(c.feats[:, None, :], (S, A, K))
-            )
-            F = np.zeros((S, K))  # dV_{t+1}
-            b = st["bounds"]
-            for t in range(H - 1, -1, -1):
-                G = phi + self.discount * (st["T"] @ F).reshape(S, A, K)  # dQ_t
-                F = np.einsum("sa,sak->sk", c.pi[t], G)  # dV_t
-                lo, hi = b[t], b[t + 1]
-                if hi > lo:
-                    s_t, a_t = st["s"][lo:hi], st["a"][lo:hi]
-                    grad[:K] += w[lo:hi] @ (G[s_t, a_t] - F[s_t])
+            _kernels.log_policy_gradient(
+                c.indptr, c.indices, c.data, c.pi, self._feats[j], self._mode == 1,
+                self.discount, c.bounds, c.step_s, c.step_a, w, grad[:K],
+            )  # fmt: skip
         n = self.n_demos
         return -ll / n, -grad / n
 
     def rewards(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
         """The reward array of every model (not only those with demonstrations)."""
         out = []
-        for m in self.models:
-            f = _feature_matrix(m, self.features)
+        A = self.n_actions
+        for i, m in enumerate(self.models):
+            if self._per_level is not None:
+                f = self._per_level[i].reshape(-1, self.n_features)
+            else:
+                f = _feature_matrix(m, self.features)
             r = f @ theta
-            out.append(r.reshape(m.n_states, self.n_actions) if self.state_action else r)
+            out.append(r.reshape(m.n_states, A) if self.state_action else r)
         return tuple(out)
+
+
+def _check_feature_modes(models: Sequence[TabularModel], features: str) -> None:
+    """Levels must share feature names (model features) or state counts (one-hot)."""
+    first = models[0] if models else None
+    for i, m in enumerate(models):
+        if not isinstance(m, TabularModel):
+            raise InvalidModelError(f"models[{i}] is a {type(m).__name__}, not a TabularModel")
+        assert first is not None
+        if features == "model":
+            if m.features is None:
+                raise InvalidModelError(f"models[{i}] has no features; use features='states'")
+            if m.feature_names != first.feature_names or m.features.ndim != first.features.ndim:
+                raise InvalidModelError(
+                    f"models[{i}] features {m.feature_names} differ from models[0] "
+                    f"{first.feature_names}: levels must share feature names"
+                )
+        elif m.n_states != first.n_states:
+            raise InvalidModelError(
+                "one-hot features need levels with the same number of states "
+                f"(models[{i}] has {m.n_states}, models[0] has {first.n_states})"
+            )
 
 
 def maxent_irl(

@@ -1,0 +1,243 @@
+"""Fitting each candidate objective, and the null model, to the demonstrations.
+
+A candidate explains the behaviour through its soft-optimal (Boltzmann-rational) policy at
+an inverse temperature ``beta >= 0``, fitted by maximum causal likelihood, together with
+nuisances that every candidate and the null model get alike:
+
+- a per-step *living reward* (free in sign) on every non-absorbing state: urgency, or a
+  preference for ending episodes sooner or later (only when episodes can end early);
+- a *time preference*: the discount that fits best among ``discounts``;
+- a *lapse rate*: the chance of a uniformly random action (``lapse=True``), or only when
+  the data show lapses (``"auto"``: when it raises the best candidate's log-likelihood by
+  at least ``min_evidence``).
+
+The null model is the nuisances alone (the uniformly random policy without them).
+
+All fits share one :class:`~behavioral.irl.maxent.LevelStack` (the levels and
+demonstrations are validated and stacked once), and the fits across the discount grid
+are warm-started from one another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from behavioral.irl.maxent import (
+    Demonstration,
+    LevelStack,
+    MaxEntObjective,
+    fit_lapse,
+    fit_objective,
+)
+from behavioral.tabular import TabularModel, absorbing_states
+
+__all__ = ["CandidateFit", "CandidateFitter", "Nuisances"]
+
+#: Largest inverse temperature fitted, relative to the candidate's reward scale.
+BETA_MAX = 1e3
+
+
+@dataclasses.dataclass(frozen=True)
+class Nuisances:
+    """Which nuisances every candidate (and the null model) is fitted with.
+
+    Attributes:
+        living_reward: fit a per-step reward for being alive (ignored when no level has
+            an absorbing state: it cannot change any policy there).
+        discounts: time preferences tried, the best by likelihood kept; empty: the
+            models' own discount only.
+        lapse: True, False, or ``"auto"`` (used when it raises the best candidate's total
+            log-likelihood by at least ``min_evidence``).
+        min_evidence: the gain that makes ``"auto"`` use the lapse.
+    """
+
+    living_reward: bool = True
+    discounts: tuple[float, ...] = (1.0, 0.99, 0.95, 0.9)
+    lapse: bool | str = "auto"
+    min_evidence: float = math.log(20.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class CandidateFit:
+    """A candidate's fit.
+
+    Attributes:
+        name, role: the candidate (``"null"`` for the null model) and its role
+            (``"base"``, ``"proxy"``, ``"alias"``, ``"null"``).
+        beta: fitted inverse temperature on the candidate's own reward scale.
+        living_reward: fitted weight of the per-step nuisance (0 when not fitted).
+        discount: the time preference that fitted best.
+        lapse: fitted probability of a uniformly random action.
+        episode_ll: (N,) log-likelihood of each episode's actions.
+    """
+
+    name: str
+    role: str
+    beta: float
+    living_reward: float
+    discount: float
+    lapse: float
+    episode_ll: np.ndarray
+
+    @property
+    def total(self) -> float:
+        """The log-likelihood summed over episodes."""
+        return float(self.episode_ll.sum())
+
+
+def _as_state_action(reward: np.ndarray, n_actions: int) -> np.ndarray:
+    return reward if reward.ndim == 2 else np.repeat(reward[:, None], n_actions, axis=1)
+
+
+class CandidateFitter:
+    """Fits candidates to one dataset; the stack and every lapse-free fit are kept.
+
+    Args:
+        models: the levels' tabular models.
+        demonstrations: the episodes (``level`` indexes ``models``).
+        nuisances: see :class:`Nuisances`.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[TabularModel],
+        demonstrations: Sequence[Demonstration],
+        nuisances: Nuisances,
+    ) -> None:
+        self.models = list(models)
+        self.stack = LevelStack(self.models, demonstrations)
+        self.nuisances = nuisances
+        self.alive = [(~absorbing_states(m)).astype(np.float64) for m in self.models]
+        self.living = nuisances.living_reward and any(np.any(a == 0.0) for a in self.alive)
+        own = self.models[0].discount
+        self.discounts = tuple(sorted({float(g) for g in nuisances.discounts}, reverse=True))
+        self.discounts = self.discounts or (own,)
+        # lapse-free fits by (role, name, discount): (problem, theta, episode_ll)
+        self._fits: dict[
+            tuple[str, str, float], tuple[MaxEntObjective, np.ndarray, np.ndarray]
+        ] = {}
+
+    # -- one candidate ------------------------------------------------------------------
+
+    def _columns(
+        self, rewards: Sequence[np.ndarray] | None
+    ) -> tuple[list[np.ndarray], tuple[str, ...], list[tuple[float | None, float | None]], float]:
+        """Per-level (S, A, K) feature columns, their names, bounds and the reward scale."""
+        A = self.stack.n_actions
+        scale = 0.0 if rewards is None else max(float(np.max(np.abs(r))) for r in rewards)
+        cols: list[list[np.ndarray]] = [[] for _ in self.models]
+        names: list[str] = []
+        bounds: list[tuple[float | None, float | None]] = []
+        if scale > 0.0:
+            for c, r in zip(cols, rewards or []):
+                c.append(_as_state_action(r, A) / scale)
+            names.append("objective")
+            bounds.append((0.0, BETA_MAX))
+        if self.living:
+            for c, alive in zip(cols, self.alive):
+                c.append(_as_state_action(alive, A))
+            names.append("alive")
+            bounds.append((-BETA_MAX, BETA_MAX))
+        feats = [np.stack(c, axis=-1) for c in cols] if names else []
+        return feats, tuple(names), bounds, scale
+
+    def _uniform(self, name: str, role: str) -> CandidateFit:
+        """Nothing to fit: the uniformly random policy."""
+        A = self.stack.n_actions
+        ll = np.array([-d.actions.shape[0] * math.log(A) for d in self.stack.demos])
+        return CandidateFit(name, role, 0.0, 0.0, self.discounts[0], 0.0, ll)
+
+    def fit(
+        self,
+        name: str,
+        role: str,
+        rewards: Sequence[np.ndarray] | None,
+        *,
+        lapse: bool = False,
+    ) -> CandidateFit:
+        """The best fit over the discount grid (``rewards=None``: the null model).
+
+        Each discount's lapse-free fit starts from the previous discount's solution and
+        is kept, so that refining it with a lapse later does not repeat it.
+        """
+        feats, names, bounds, scale = self._columns(rewards)
+        if not names:
+            return self._uniform(name, role)
+        best: CandidateFit | None = None
+        init: np.ndarray | None = None
+        for gamma in self.discounts:
+            key = (role, name, gamma)
+            if key not in self._fits:
+                problem = MaxEntObjective.from_stack(self.stack, feats, names, discount=gamma)
+                res = fit_objective(problem, init=init, bounds=bounds, gtol=1e-10, max_iter=300)
+                self._fits[key] = (
+                    problem,
+                    res.weights,
+                    problem.episode_log_likelihoods(res.weights),
+                )
+            problem, theta, ll = self._fits[key]
+            init = theta
+            rate = 0.0
+            if lapse:
+                th, lam, ll_lapse = fit_lapse(problem, theta, bounds=bounds)
+                if ll_lapse.sum() > ll.sum() + 1e-9:  # else the lapse-free fit stands
+                    theta, rate, ll = th, lam, ll_lapse
+            beta = float(theta[0]) / scale if scale > 0.0 else 0.0
+            alive = float(theta[-1]) if self.living else 0.0
+            fit = CandidateFit(name, role, beta, alive, gamma, rate, ll)
+            if best is None or fit.total > best.total + 1e-9:
+                best = fit
+        assert best is not None
+        return best
+
+    # -- every candidate ------------------------------------------------------------------
+
+    def fit_all(
+        self, candidates: Mapping[str, Sequence[np.ndarray]], roles: Mapping[str, str]
+    ) -> tuple[dict[str, CandidateFit], CandidateFit, float | None]:
+        """Fit every candidate and the null model with the configured nuisances.
+
+        Returns:
+            ``(fits by name, null fit, lapse_gain)``: ``lapse_gain`` is the best
+            candidate's log-likelihood gain from the lapse when ``lapse="auto"`` tried it
+            (None otherwise).
+        """
+        mode = self.nuisances.lapse
+        first = mode is True
+        fits = {n: self.fit(n, roles[n], candidates[n], lapse=first) for n in candidates}
+        null = self.fit("null", "null", None, lapse=first)
+        gain = None
+        if mode == "auto" and fits:
+            top = max(fits, key=lambda n: fits[n].total)
+            trial = self.fit(top, roles[top], candidates[top], lapse=True)
+            gain = trial.total - fits[top].total
+            if gain >= self.nuisances.min_evidence:
+                fits = {
+                    n: trial if n == top else self.fit(n, roles[n], candidates[n], lapse=True)
+                    for n in fits
+                }
+                null = self.fit("null", "null", None, lapse=True)
+        return fits, null, gain
+
+    def likelihoods(self, rewards: Sequence[np.ndarray]) -> np.ndarray:
+        """(N,) episode log-likelihoods of the soft-optimal policy of ``rewards`` as given
+        (temperature 1, the models' discount, no nuisance): e.g. a recovered reward."""
+        A = self.stack.n_actions
+        feats = [_as_state_action(r, A)[..., None] for r in rewards]
+        problem = MaxEntObjective.from_stack(self.stack, feats, ("reward",))
+        return problem.episode_log_likelihoods(np.ones(1))
+
+
+def describe(fit: CandidateFit) -> dict[str, Any]:
+    """The fitted values of a candidate as a plain dict (for tables)."""
+    return {
+        "beta": fit.beta,
+        "living_reward": fit.living_reward,
+        "discount": fit.discount,
+        "lapse": fit.lapse,
+    }
