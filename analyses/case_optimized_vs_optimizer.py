@@ -142,7 +142,8 @@ def describe(a: Audit) -> dict[str, Any]:
         "best_candidate": best,
         "best_gain": float(t.loc[best, "log_likelihood"] - t.loc[best, "ll_null"]),
         "p_best_vs_null": a.decision.p_vs_null,
-        "recovered_gain": (a.evidence.recovered_log_likelihood - a.evidence.null_log_likelihood) / a.evidence.n_episodes,
+        "recovered_gain": (a.evidence.recovered_log_likelihood - a.evidence.null_log_likelihood)
+        / a.evidence.n_episodes,
         "explained": a.decision.explained_fraction,
         "top_weight": (top, float(weights[top])),
         "exit_share": float(outcomes.get("exit", 0.0)) if outcomes is not None else float("nan"),

@@ -72,7 +72,11 @@ CASES = {
     # name: (evidence, verdict, proxy)
     "proxy decisively better": (evidence(-500, {"proxy": (-450, better())}), "proxy", "proxy"),
     "base decisively better": (evidence(-450, {"proxy": (-500, worse())}), "aligned", None),
-    "tie within noise": (evidence(-500, {"proxy": (-499, pair(total=1))}), "indistinguishable", None),
+    "tie within noise": (
+        evidence(-500, {"proxy": (-499, pair(total=1))}),
+        "indistinguishable",
+        None,
+    ),
     "coincide on the choice set": (
         evidence(-500, {"proxy": (-500, pair(epic=0.0, max_abs=0.0))}),
         "indistinguishable",
