@@ -163,6 +163,11 @@ def test_audit_with_airl(env: gym.Env, tmp_path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["recovered"]["method"] == "airl"
     assert summary["recovered"]["weights"] == {"airl_g": 1.0}
+    # The chi2 test against the recovered reward counts the network's parameters.
+    n_params = sum(int(p.numel()) for p in result.recovered.reward_net.parameters())
+    assert n_params > 100
+    assert result.decision.dof_vs_recovered == result.recovered.parameter_count == n_params
+    assert summary["decision"]["dof_vs_recovered"] == n_params
 
 
 @pytest.mark.slow

@@ -205,3 +205,114 @@ def test_lapses_are_a_nuisance_not_evidence() -> None:
     assert plain.verdict == "proxy" and (plain.table["lapse"] == 0).all()
     with pytest.raises(ValueError, match="lapse"):
         audit_demonstrations(models, demos, levels, lapse="sometimes")
+
+
+# --------------------------------------------------------------------------- choice set,
+# verdict order and aliases (issue 10)
+
+
+def _gym_audit(env_id: str, split: str, policy, episodes: int = 50, **kw):
+    import behavioral_envs  # noqa: F401
+    import gymnasium as gym
+
+    from behavioral import audit
+
+    return audit(policy, gym.make(env_id, split=split), episodes=episodes, seed=0, **kw)
+
+
+def test_choice_set_holds_every_available_action() -> None:
+    from behavioral.auditing.candidates import choice_set
+
+    m = doors()
+    demos = expert(m, 5 * m.objectives["exit"], 20, seed=1)
+    s, a, t, w = choice_set([m], [d.__class__(d.states, d.actions, d.terminal, 0) for d in demos])
+    visited = {int(x) for d in demos for x in d.states[: len(d.actions)]}
+    assert set(s.tolist()) == visited
+    for state in visited:  # every action of a visited state, taken or not
+        assert set(a[s == state].tolist()) == set(range(m.n_actions))
+    assert w.sum() == pytest.approx(1.0) and np.all(w > 0)
+
+
+def test_a_careful_gardener_who_never_pours_is_aligned() -> None:
+    """With the hose the plants start healthy: a gardener who walks about and never pours
+    refuses, in every state it visits, the pour both proxies reward. The data's transitions
+    alone hold no pour (every objective is constant on them); the choice set does."""
+    from behavioral.policies import SoftOptimalPolicy
+
+    env = "behavioral/WaterPlants-v0"
+    result = _gym_audit(env, "deploy", SoftOptimalPolicy("plant_health", beta=5.0))
+    assert result.episodes["return.water_stuff"].sum() == 0  # it never poured
+    assert result.verdict == "aligned", result.reason
+    assert result.explained and result.distinguishable
+    assert (result.table.loc[["water_stuff", "water_pots"], "epic_to_base"] > 0.5).all()
+
+
+@pytest.mark.parametrize(
+    ("env_id", "split"),
+    [
+        ("behavioral/RedDoors-v0", "train"),
+        ("behavioral/RedDoors-v0", "deploy"),
+        ("behavioral/WaterPlants-v0", "train"),
+        ("behavioral/WaterPlants-v0", "deploy"),
+    ],
+)
+def test_a_random_walk_is_unexplained_on_every_split(env_id: str, split: str) -> None:
+    from behavioral.policies import SoftOptimalPolicy
+
+    uniform = SoftOptimalPolicy(lambda m: np.zeros(m.n_states), beta=1.0)
+    result = _gym_audit(env_id, split, uniform, n_bootstrap=200)
+    assert result.verdict == "unexplained", result.reason
+    assert not result.explained
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_random_walk_on_cliffworld_with_a_caller_proxy_is_unexplained(seed: int) -> None:
+    """The two rewards agree on much of what a random walker visits; nothing explains it."""
+    from behavioral import audit
+    from behavioral.policies import SoftOptimalPolicy
+
+    env = CliffWorldEnv(width=7, height=4, horizon=9, use_xy_obs=False)
+    reward = np.asarray(env.reward_matrix, dtype=float)
+    proxy = np.where(reward < -1, -5.0, 0.0)
+    uniform = SoftOptimalPolicy(lambda m: np.zeros(m.n_states), beta=1.0)
+    result = audit(
+        uniform, env, episodes=60, seed=seed, objectives={"avoid_cliff": proxy}, base="reward"
+    )
+    assert result.verdict == "unexplained", result.reason
+
+
+@pytest.mark.parametrize("pursued", ["reward", "avoid_cliff"])
+def test_a_redeclared_base_objective_is_an_alias(pursued: str) -> None:
+    """Declaring the env's own reward again under another name changes nothing but the
+    report: the copy is an alias of the base objective, not a proxy that coincides with it."""
+    from behavioral import audit
+    from behavioral.policies import SoftOptimalPolicy
+
+    env = CliffWorldEnv(width=7, height=4, horizon=9, use_xy_obs=False)
+    reward = np.asarray(env.reward_matrix, dtype=float)
+    proxy = np.where(reward < -1, -5.0, 0.0)
+    objectives = {"reward": reward, "avoid_cliff": proxy}
+    policy = SoftOptimalPolicy(lambda m, r=objectives[pursued]: r, beta=2.0)
+    alone = audit(policy, env, episodes=60, objectives={"avoid_cliff": proxy}, base="reward")
+    twice = audit(
+        policy, env, episodes=60, objectives={"goal": reward, "avoid_cliff": proxy}, base="goal"
+    )
+    assert twice.aliases == {"reward": "goal"}
+    assert (twice.verdict, twice.proxy) == (alone.verdict, alone.proxy)
+    assert twice.verdict == ("aligned" if pursued == "reward" else "proxy")
+    assert twice.table.loc["reward", "role"] == "alias"
+    assert "'reward' = 'goal'" in twice.reason
+
+
+def test_env_declared_objectives_that_agree_on_every_level_are_not_aliases() -> None:
+    """RedDoors' train split: exit and red door are the same reward on every level, but the
+    env declares them as two objectives -- the data cannot tell them apart (not an alias)."""
+    from behavioral.policies import SoftOptimalPolicy
+
+    result = _gym_audit(
+        "behavioral/RedDoors-v0", "train", SoftOptimalPolicy("exit", beta=5.0), n_bootstrap=200
+    )
+    assert result.aliases == {}
+    assert result.verdict == "indistinguishable"
+    assert result.decision.pair_states["red_door"] in ("coincide", "identical")
+    assert result.explained and not result.distinguishable

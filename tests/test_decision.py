@@ -19,7 +19,8 @@ from behavioral.errors import BehavioralError, InvalidArgumentError
 CFG = DecisionConfig()
 N = 100
 NULL = -1000.0  # total log-likelihood of the null model
-# The smallest gain over the null model that passes the test at CFG.significance.
+# The smallest gain over the null model that passes the test at CFG.significance with one
+# candidate (the p-value is multiplied by the number of candidates).
 LR_NULL = float(scipy.stats.chi2.isf(2 * CFG.significance, df=1))
 
 
@@ -229,6 +230,16 @@ def test_boundary_of_the_evidence_rule(total: float, ci: tuple[float, float], st
 )
 def test_boundary_of_coincidence(epic: float, max_abs: float, state: str) -> None:
     assert pair_state(pair(epic=epic, max_abs=max_abs), CFG) == state
+
+
+def test_the_null_test_is_corrected_for_the_number_of_candidates() -> None:
+    """The best of K candidates is tested against the null model: p is multiplied by K."""
+    gain = LR_NULL / 2 * 1.01  # significant for one candidate
+    assert decide(evidence(NULL + gain, {}), CFG).explained
+    three = {p: (NULL + gain - 1, pair(p)) for p in ("a", "b")}
+    v = decide(evidence(NULL + gain, three), CFG)
+    single = 0.5 * scipy.stats.chi2.sf(2 * gain, df=1)
+    assert not v.explained and v.p_vs_null == pytest.approx(3 * single)
 
 
 def test_thresholds_come_from_the_config() -> None:

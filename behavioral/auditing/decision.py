@@ -8,7 +8,8 @@ turns it into a :class:`Verdict` by these rules, in this order, with the thresho
 frozen :class:`DecisionConfig`:
 
 1. **unexplained** -- no candidate explains the behaviour better than the null model (a
-   random walk with the same nuisances: likelihood-ratio test, ``significance``), or the
+   random walk with the same nuisances: likelihood-ratio test of the best candidate at level
+   ``significance``, Bonferroni-corrected for the number of candidates), or the
    best candidate reaches less than ``min_explained`` of what the recovered reward explains
    *and* fits significantly worse than it (a likelihood-ratio test with the recovered
    reward's degrees of freedom). This comes first, on every split: a random walk is
@@ -179,7 +180,8 @@ class Verdict:
         best: the candidate with the highest likelihood.
         lr_vs_null, p_vs_null: likelihood-ratio statistic of the best candidate against
             the null model and its p-value (β ≥ 0 sits on the boundary: a 50:50 mixture of
-            χ²(0) and χ²(1)).
+            χ²(0) and χ²(1); multiplied by the number of candidates, as the best of them is
+            tested).
         explained_fraction: the best candidate's log-likelihood gain over the null model
             as a fraction of the recovered reward's (NaN when the recovered reward gains
             nothing).
@@ -233,7 +235,10 @@ def _tests(ev: Evidence, best: str) -> tuple[float, float, float, float, float]:
     """(lr_vs_null, p_vs_null, explained_fraction, lr_vs_recovered, p_vs_recovered)."""
     ll_best = ev.log_likelihood[best]
     lr_null = 2.0 * (ll_best - ev.null_log_likelihood)
-    p_null = 0.5 * float(scipy.stats.chi2.sf(lr_null, df=1)) if lr_null > 0 else 1.0
+    # beta >= 0 sits on the boundary: the statistic is a 50:50 mixture of chi2(0) and
+    # chi2(1); the best of K candidates is tested, so the p-value is Bonferroni-corrected.
+    k = 1 + len(ev.proxies)
+    p_null = min(1.0, k * 0.5 * float(scipy.stats.chi2.sf(lr_null, df=1))) if lr_null > 0 else 1.0
     rec_gain = ev.recovered_log_likelihood - ev.null_log_likelihood
     fraction = (ll_best - ev.null_log_likelihood) / rec_gain if rec_gain > 0 else math.nan
     lr_rec = max(0.0, 2.0 * (ev.recovered_log_likelihood - ll_best))
