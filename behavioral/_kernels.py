@@ -650,7 +650,7 @@ def forward_features(indptr, indices, data, pi, d0, discount, feats, mode, out_m
 
 @numba.njit(**_OPTS)
 def log_policy_gradient(
-    indptr, indices, data, pi, feats, state_action, discount, bounds, step_s, step_a, w, out
+    indptr, indices, data, pi, feats_t, state_action, discount, bounds, step_s, step_a, w, out
 ):
     """Gradient of ``sum_i w_i log pi_{t_i}(a_i | s_i)`` with respect to the weights of a
     linear reward ``r = phi . theta``, by one backward pass.
@@ -658,67 +658,50 @@ def log_policy_gradient(
     With ``Q_t = r + discount P V_{t+1}`` and ``V_t = logsumexp_a Q_t``:
     ``d log pi_t(a|s) = dQ_t(s, a) - dV_t(s)``, ``dV_t(s) = sum_a pi_t(a|s) dQ_t(s, a)``,
     ``dQ_t(s, a) = phi(s, a) + discount sum_s' P(s'|s, a) dV_{t+1}(s')`` (the soft-optimal
-    policy's discounted feature expectations to go). ``pi`` is (H, S, A); ``feats`` is
-    (S*A, K) when ``state_action`` else (S, K); the steps ``(s_i, a_i)`` are sorted by
-    time, those of time ``t`` being ``bounds[t]:bounds[t+1]``, with weights ``w_i``.
-    Accumulates into ``out`` (K,). Cost O(H (nnz + S A) K).
+    policy's discounted feature expectations to go). ``pi`` is (H, S, A); ``feats_t`` is the
+    transposed features, (K, S*A) when ``state_action`` else (K, S); the steps ``(s_i,
+    a_i)`` are sorted by time, those of time ``t`` being ``bounds[t]:bounds[t+1]``, with
+    weights ``w_i``. Accumulates into ``out`` (K,). Cost O(H K (nnz + S A)); each feature
+    is one vectorised pass (the same padded-row products as the backup).
     """
     horizon, n_states, n_actions = pi.shape
+    n_rows = n_states * n_actions
     n_feats = out.shape[0]
-    width, idx, val = _padded_rows(indptr, indices, data, n_states * n_actions)
-    f_next = np.zeros((n_states, n_feats))  # dV_{t+1}
-    f_cur = np.zeros((n_states, n_feats))  # dV_t
-    dq = np.empty(n_feats)
+    width, idx, val = _padded_rows(indptr, indices, data, n_rows)
+    f_next = np.zeros((n_feats, n_states))  # dV_{t+1}, one row per feature
+    f_cur = np.zeros((n_feats, n_states))  # dV_t
+    dq = np.empty((n_feats, n_rows))  # dQ_t
     for t in range(horizon - 1, -1, -1):
-        more = t + 1 < horizon
-        p = pi[t]
-        for s in range(n_states):
-            for k in range(n_feats):
-                f_cur[s, k] = 0.0
-            for a in range(n_actions):
-                row = s * n_actions + a
-                frow = row if state_action else s
-                for k in range(n_feats):
-                    dq[k] = feats[frow, k]
-                if more:
-                    if width > 0:
-                        for j in range(row * width, (row + 1) * width):
-                            pv = discount * val[j]
-                            nxt = idx[j]
-                            for k in range(n_feats):
-                                dq[k] += pv * f_next[nxt, k]
-                    else:
-                        for j in range(indptr[row], indptr[row + 1]):
-                            pv = discount * data[j]
-                            nxt = indices[j]
-                            for k in range(n_feats):
-                                dq[k] += pv * f_next[nxt, k]
-                pa = p[s, a]
-                for k in range(n_feats):
-                    f_cur[s, k] += pa * dq[k]
-        # the demonstrated steps of time t: w_i (dQ_t(s_i, a_i) - dV_t(s_i))
-        for i in range(bounds[t], bounds[t + 1]):
-            s = step_s[i]
-            row = s * n_actions + step_a[i]
-            frow = row if state_action else s
-            for k in range(n_feats):
-                dq[k] = feats[frow, k]
-            if more:
-                if width > 0:
-                    for j in range(row * width, (row + 1) * width):
-                        pv = discount * val[j]
-                        nxt = idx[j]
-                        for k in range(n_feats):
-                            dq[k] += pv * f_next[nxt, k]
-                else:
-                    for j in range(indptr[row], indptr[row + 1]):
-                        pv = discount * data[j]
-                        nxt = indices[j]
-                        for k in range(n_feats):
-                            dq[k] += pv * f_next[nxt, k]
-            wi = w[i]
-            for k in range(n_feats):
-                out[k] += wi * (dq[k] - f_cur[s, k])
+        p = pi[t].reshape(n_rows)
+        for k in range(n_feats):
+            dqk = dq[k]
+            if t + 1 < horizon:
+                _expected_next(
+                    width, idx, val, indptr, indices, data, f_next[k], 0, n_rows, discount, dqk
+                )
+            else:
+                for r in range(n_rows):
+                    dqk[r] = 0.0
+            fk = feats_t[k]
+            if state_action:
+                for r in range(n_rows):
+                    dqk[r] += fk[r]
+            else:
+                for s in range(n_states):
+                    for a in range(n_actions):
+                        dqk[s * n_actions + a] += fk[s]
+            fc = f_cur[k]
+            for s in range(n_states):
+                acc = 0.0
+                for a in range(n_actions):
+                    acc += p[s * n_actions + a] * dqk[s * n_actions + a]
+                fc[s] = acc
+            # the demonstrated steps of time t: w_i (dQ_t(s_i, a_i) - dV_t(s_i))
+            acc = 0.0
+            for i in range(bounds[t], bounds[t + 1]):
+                s = step_s[i]
+                acc += w[i] * (dqk[s * n_actions + step_a[i]] - fc[s])
+            out[k] += acc
         tmp = f_next
         f_next = f_cur
         f_cur = tmp

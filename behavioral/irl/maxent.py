@@ -31,6 +31,8 @@ which is immaterial under the contract that absorbing states have zero features)
 from __future__ import annotations
 
 import dataclasses
+import functools
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -38,7 +40,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from behavioral import _kernels
 from behavioral.errors import InvalidDemonstrationError, InvalidModelError
@@ -212,8 +214,6 @@ class _Chunk:
     data: np.ndarray
     d0: np.ndarray  # (S_total,) empirical start distribution / N
     n_states: int
-    pi: np.ndarray  # (H, S_total, A) scratch
-    V: np.ndarray  # (H, S_total) scratch
     # The demonstrated steps (real steps, not padding) sorted by time step t:
     step_t: np.ndarray  # (n,) t
     step_s: np.ndarray  # (n,) stacked state
@@ -264,6 +264,7 @@ class LevelStack:
         self.models = list(models)
         self.horizon = first.horizon
         self.n_actions = first.n_actions
+        self._local = threading.local()
         self.demos = [self._checked(d) for d in demonstrations]
         self.n_demos = len(self.demos)
         starts: dict[int, np.ndarray] = {}
@@ -326,7 +327,7 @@ class LevelStack:
         return d
 
     def _make_chunk(self, levels: list[int], starts: Mapping[int, np.ndarray]) -> _Chunk:
-        A, H = self.n_actions, self.horizon
+        H = self.horizon
         models = [self.models[i] for i in levels]
         sizes = np.array([m.n_states for m in models])
         offsets = np.concatenate([[0], np.cumsum(sizes)])
@@ -364,8 +365,6 @@ class LevelStack:
             data=np.ascontiguousarray(T.data, dtype=np.float64),
             d0=d0,
             n_states=S_tot,
-            pi=_kernels.empty_output((H, S_tot, A)),
-            V=_kernels.empty_output((H, S_tot)),
             step_t=step_t,
             step_s=ss[order],
             step_a=aa[order],
@@ -374,6 +373,18 @@ class LevelStack:
             pad_s=np.asarray(pad_s, dtype=np.int64),
             pad_from=np.asarray(pad_from, dtype=np.int64),
         )
+
+    def scratch(self, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(pi (H, S, A), V (H, S))`` work arrays of chunk ``j`` for the calling thread.
+
+        Objectives built on one stack share these (they are overwritten by every backup),
+        one set per thread, so that fits of different objectives can run in parallel.
+        """
+        local = self._local.__dict__.setdefault("arrays", {})
+        if j not in local:
+            S, A, H = self.chunks[j].n_states, self.n_actions, self.horizon
+            local[j] = (_kernels.empty_output((H, S, A)), _kernels.empty_output((H, S)))
+        return local[j]
 
     def stacked(self, per_level: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Per-level arrays (first axis = the level's states) concatenated chunk by chunk."""
@@ -519,6 +530,8 @@ class MaxEntObjective:
             self._mode = 1 if state_action else 0
             K = self.n_features
             self._feats = [f.reshape(-1, K) for f in stacked]  # (S, K) or (S*A, K)
+        # transposed, (K, S) or (K, S*A): the lapse model's backward pass reads by feature
+        self._feats_t = [np.ascontiguousarray(f.T) for f in self._feats]
         cols = A if state_action else 1
         self._reward = [np.empty((c.n_states, cols)) for c in stack.chunks]
         self.demo_mu = self._demo_features()
@@ -571,14 +584,16 @@ class MaxEntObjective:
             r[...] = np.tile(theta.reshape(S0, self.n_actions), (c.n_states // S0, 1))
         return r
 
-    def _backup(self, j: int, theta: np.ndarray) -> _Chunk:
+    def _backup(self, j: int, theta: np.ndarray) -> tuple[_Chunk, np.ndarray, np.ndarray]:
+        """Soft backup of chunk ``j`` at ``theta``: the chunk, ``pi`` and ``V``."""
         c = self.chunks[j]
+        pi, V = self.stack.scratch(j)
         r = self._set_reward(j, theta)
         no_q = np.empty((self.horizon, 0, self.n_actions))
         _kernels.soft_backup(
-            c.indptr, c.indices, c.data, r, r.shape[1] > 1, self.discount, c.V, no_q, c.pi
+            c.indptr, c.indices, c.data, r, r.shape[1] > 1, self.discount, V, no_q, pi
         )
-        return c
+        return c, pi, V
 
     def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """``(-g(theta), -grad g(theta))``: one backup and one forward pass per chunk."""
@@ -586,8 +601,8 @@ class MaxEntObjective:
         value = float(theta @ self.demo_mu)
         model_mu = np.zeros(self.n_features)
         for j in range(len(self.chunks)):
-            c = self._backup(j, theta)
-            value -= float(c.d0 @ c.V[0])
+            c, pi, V = self._backup(j, theta)
+            value -= float(c.d0 @ V[0])
             scratch = np.empty((2, c.n_states))
             # Dense features are folded in after the pass: the kernel accumulates the
             # discounted state (mode 0) or state-action (mode 1) occupancy, one add per
@@ -595,7 +610,7 @@ class MaxEntObjective:
             kernel_mode = {0: 2, 1: 3}.get(self._mode, self._mode)
             occ = np.zeros(c.n_states * (self.n_actions if kernel_mode == 3 else 1))
             _kernels.forward_features(
-                c.indptr, c.indices, c.data, c.pi, c.d0, self.discount, self._feats[j],
+                c.indptr, c.indices, c.data, pi, c.d0, self.discount, self._feats[j],
                 kernel_mode, occ, scratch,
             )  # fmt: skip
             if self._mode in (0, 1):
@@ -607,17 +622,20 @@ class MaxEntObjective:
         self.last_feature_gap = float(np.max(np.abs(self.demo_mu - model_mu)))
         return -value, -grad
 
-    def _step_probabilities(self, j: int, theta: np.ndarray) -> tuple[_Chunk, np.ndarray]:
-        """Backup at ``theta``; ``pi_t(a_t | s_t)`` of chunk ``j``'s demonstrated steps."""
-        c = self._backup(j, theta)
-        return c, c.pi[c.step_t, c.step_s, c.step_a]
+    def _step_probabilities(
+        self, j: int, theta: np.ndarray
+    ) -> tuple[_Chunk, np.ndarray, np.ndarray]:
+        """Backup at ``theta``: chunk ``j``, ``pi`` and its demonstrated steps'
+        ``pi_t(a_t | s_t)``."""
+        c, pi, _ = self._backup(j, theta)
+        return c, pi, pi[c.step_t, c.step_s, c.step_a]
 
     def episode_log_likelihoods(self, theta: np.ndarray) -> np.ndarray:
         """``sum_t log pi_t(a_t | s_t)`` of each demonstration (real steps only), (N,)."""
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         out = np.zeros(self.n_demos)
         for j in range(len(self.chunks)):
-            c, p = self._step_probabilities(j, theta)
+            c, _, p = self._step_probabilities(j, theta)
             logp = np.log(np.maximum(p, 1e-300))
             out += np.bincount(c.step_episode, weights=logp, minlength=self.n_demos)
         return out
@@ -647,7 +665,7 @@ class MaxEntObjective:
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         out = np.zeros(self.n_demos)
         for j in range(len(self.chunks)):
-            c, p = self._step_probabilities(j, theta)
+            c, _, p = self._step_probabilities(j, theta)
             mix = np.maximum((1.0 - lapse) * p + lapse / self.n_actions, 1e-300)
             out += np.bincount(c.step_episode, weights=np.log(mix), minlength=self.n_demos)
         return out
@@ -664,13 +682,13 @@ class MaxEntObjective:
         ll = 0.0
         grad = np.zeros(K + 1)
         for j in range(len(self.chunks)):
-            c, p = self._step_probabilities(j, theta)
+            c, pi, p = self._step_probabilities(j, theta)
             mix = np.maximum((1.0 - lapse) * p + lapse / A, 1e-300)
             ll += float(np.sum(np.log(mix)))
             grad[K] += float(np.sum((1.0 / A - p) / mix))
             w = (1.0 - lapse) * p / mix  # d log mix / d log pi at each step
             _kernels.log_policy_gradient(
-                c.indptr, c.indices, c.data, c.pi, self._feats[j], self._mode == 1,
+                c.indptr, c.indices, c.data, pi, self._feats_t[j], self._mode == 1,
                 self.discount, c.bounds, c.step_s, c.step_a, w, grad[:K],
             )  # fmt: skip
         n = self.n_demos
@@ -843,6 +861,13 @@ def select_l2(
     return table
 
 
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    """One controller of the loaded BLAS libraries (finding them reads /proc/self/maps,
+    ~10 ms: too slow to repeat for every fit)."""
+    return ThreadpoolController()
+
+
 def _lbfgsb(
     fun: Any,
     x0: np.ndarray,
@@ -854,10 +879,29 @@ def _lbfgsb(
     L-BFGS-B does many tiny BLAS calls: with a multi-threaded BLAS on a busy machine each
     costs milliseconds of thread hand-off (measured: 30x slower).
     """
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas_controller().limit(limits=1, user_api="blas"):
         return scipy.optimize.minimize(
             fun, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=dict(options)
         )
+
+
+def best_lapse(problem: MaxEntObjective, theta: np.ndarray, max_lapse: float = 0.99) -> float:
+    """The lapse rate that maximises the likelihood at fixed weights ``theta``.
+
+    One backup: the steps' probabilities ``p`` are fixed, and ``sum log((1 - l) p + l / A)``
+    is concave in ``l``, so a bounded scalar search finds it.
+    """
+    probs = [problem._step_probabilities(j, theta)[2] for j in range(len(problem.chunks))]
+    p = np.concatenate(probs)
+    A = problem.n_actions
+
+    def minus_ll(lapse: float) -> float:
+        return -float(np.sum(np.log(np.maximum((1.0 - lapse) * p + lapse / A, 1e-300))))
+
+    res = scipy.optimize.minimize_scalar(
+        minus_ll, bounds=(0.0, max_lapse), method="bounded", options={"xatol": 1e-6}
+    )
+    return float(res.x) if minus_ll(float(res.x)) < minus_ll(0.0) else 0.0
 
 
 def fit_lapse(
@@ -865,21 +909,28 @@ def fit_lapse(
     theta: np.ndarray,
     *,
     bounds: Sequence[tuple[float | None, float | None]],
-    start: float = 0.05,
+    start: float | None = None,
     max_lapse: float = 0.99,
+    gtol: float = 1e-8,
+    ftol: float = 1e-11,
 ) -> tuple[np.ndarray, float, np.ndarray]:
     """Fit weights and a lapse rate (:meth:`MaxEntObjective.lapse_value_and_grad`).
 
-    Starts from ``theta`` (a lapse-free fit) and lapse ``start``; ``bounds`` constrain the
-    weights, the lapse stays in ``[0, max_lapse]`` (1 would be the uniform policy). Returns ``(theta, lapse,
-    per-episode log-likelihoods)``. The likelihood with lapses is not concave: callers
-    should compare with the lapse-free fit (lapse 0 is inside the model).
+    Starts from ``theta`` (e.g. a lapse-free fit) and lapse ``start`` (default: the best
+    lapse at ``theta``, :func:`best_lapse`); ``bounds`` constrain the weights, the lapse
+    stays in ``[0, max_lapse]`` (1 would be the uniform policy). ``gtol``/``ftol``: L-BFGS-B's
+    tolerances (``ftol`` relative to the mean per-episode log-likelihood). Returns
+    ``(theta, lapse, per-episode log-likelihoods)``. The likelihood with lapses is not
+    concave: callers should compare with the lapse-free fit (lapse 0 is inside the model).
     """
+    theta = np.asarray(theta, dtype=np.float64)
+    if start is None:
+        start = max(best_lapse(problem, theta, max_lapse), 1e-3)
     res = _lbfgsb(
         problem.lapse_value_and_grad,
         np.append(theta, start),
         [*bounds, (0.0, max_lapse)],
-        {"maxiter": 300, "gtol": 1e-9, "ftol": 1e-12},
+        {"maxiter": 300, "gtol": gtol, "ftol": ftol},
     )
     th, lapse = np.asarray(res.x[:-1], dtype=np.float64), float(res.x[-1])
     return th, lapse, problem.lapse_episode_log_likelihoods(th, lapse)
@@ -893,10 +944,12 @@ def fit_objective(
     gtol: float = 1e-8,
     t0: float | None = None,
     bounds: Sequence[tuple[float | None, float | None]] | None = None,
+    ftol: float = 1e-15,
 ) -> RecoveredReward:
     """Minimise a :class:`MaxEntObjective` with L-BFGS(-B) and package the result.
 
-    ``bounds`` optionally constrains each weight (scipy's ``(low, high)`` pairs).
+    ``bounds`` optionally constrains each weight (scipy's ``(low, high)`` pairs); ``gtol``
+    and ``ftol`` are L-BFGS-B's tolerances (``ftol`` relative to the objective's value).
     """
     t0 = time.perf_counter() if t0 is None else t0
     K = problem.n_features
@@ -907,7 +960,7 @@ def fit_objective(
         problem.value_and_grad,
         theta0,
         bounds,
-        {"maxiter": max_iter, "gtol": gtol, "ftol": 1e-15, "maxcor": 20},
+        {"maxiter": max_iter, "gtol": gtol, "ftol": ftol, "maxcor": 20},
     )
     theta = np.asarray(res.x, dtype=np.float64)
     # L-BFGS-B reports the value and gradient at its final iterate: no extra evaluation.
