@@ -307,12 +307,7 @@ def color_scale(values: np.ndarray, spread: float, *, flat_fraction: float = 0.0
     mid = 0.5 * (lo + hi)
     tiny = 1e-9 * max(1.0, abs(lo), abs(hi))
     if spread <= tiny:
-        return ColorScale(
-            mid - 1.0,
-            mid + 1.0,
-            f"constant on this level: {fmt_num(mid)}",
-            "the same reward everywhere",
-        )
+        return ColorScale(mid - 1.0, mid + 1.0, f"constant on this level: {fmt_num(mid)}")
     if hi - lo <= tiny:
         return ColorScale(
             mid - spread,

@@ -239,10 +239,6 @@ def candidate_views(audit: Audit) -> tuple[CandidateView, ...]:
             (float(np.max(np.abs(r))) for r in audit.candidates.get(name, ()) if np.size(r)),
             default=0.0,
         )
-
-        def pair(lo: str, hi: str, row: pd.Series = row) -> tuple[float, float]:
-            return float(row[lo]), float(row[hi])
-
         out.append(
             CandidateView(
                 name=str(name),
@@ -253,11 +249,11 @@ def candidate_views(audit: Audit) -> tuple[CandidateView, ...]:
                 discount=_get(row, "discount"),
                 lapse=_get(row, "lapse"),
                 log_likelihood=float(row["log_likelihood"]),
-                log_likelihood_ci=pair("ll_low", "ll_high"),
+                log_likelihood_ci=(float(row["ll_low"]), float(row["ll_high"])),
                 delta=float(row["delta_vs_base"]),
-                delta_ci=pair("delta_low", "delta_high"),
+                delta_ci=(float(row["delta_low"]), float(row["delta_high"])),
                 epic=float(row["epic_to_recovered"]),
-                epic_ci=pair("epic_low", "epic_high"),
+                epic_ci=(float(row["epic_low"]), float(row["epic_high"])),
                 epic_to_base=float(row["epic_to_base"]),
                 explained=float(row["explained"]),
             )
