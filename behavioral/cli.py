@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as _dt
-import html
 import json
 import math
 import os
@@ -287,6 +285,20 @@ def _policy_and_env(
     return policy, made
 
 
+def _with_policy_name(result: Any, name: str) -> Any:
+    """The audit with ``metadata["policy_name"]`` set: the short name its reports carry
+    in titles (zoo name, planner spec, file name). Stopgap until ``behavioral.audit``
+    records the policy's name itself."""
+    return dataclasses.replace(result, metadata={**result.metadata, "policy_name": name})
+
+
+def _spec_name(spec: PolicySpec) -> str:
+    """The policy's short name: zoo name, planner spec (``planner:exit:5``), file name."""
+    if spec.kind == "planner":
+        return f"planner:{spec.value}:{spec.beta:g}"
+    return Path(spec.value).name if spec.kind == "file" else spec.label
+
+
 def _check_out(path: Path, force: bool) -> None:
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists; pass --force to replace it")
@@ -336,6 +348,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             deterministic=args.deterministic,
             **kwargs,
         )
+        result = _with_policy_name(result, _spec_name(spec))
     result.save(out, overwrite=args.force)
     proxy = f" ({result.proxy})" if result.proxy else ""
     print(f"verdict: {result.verdict}{proxy}")
@@ -411,6 +424,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             zoo_env, env_kwargs = _zoo_env_kwargs(name) if use_zoo else (None, {})
             env = make_env(zoo_env or env_id, split, env_kwargs)
             result = run_audit(policy, env, episodes=episodes, seed=args.seed, **kwargs)
+            result = _with_policy_name(result, name)
             env.close()
             result.save(tmp / name / split)
             audits.setdefault(name, []).append(result)
@@ -445,87 +459,9 @@ def _write_index(
     use_zoo: bool,
 ) -> None:
     """index.html (self-contained: each comparison's glance figure embedded) and index.md."""
-    import base64
+    from behavioral.report import write_demo_index
 
-    import behavioral
-    from behavioral.report import REPORT_CSS, SCOPE_CAVEAT, VERDICT_COLORS
-
-    esc = html.escape
-    source = (
-        "the trained policy zoo"
-        if use_zoo
-        else "Boltzmann-rational tabular planners, one per objective (the trained policy zoo "
-        "was not installed)"
-    )
-    when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    parts = [
-        "<h1>behavioral demo: what are these policies trying to do?</h1>",
-        f"<p>Policies: {esc(source)}. Each was rolled out for {episodes} episodes (seed "
-        f"{seed}) on the <code>train</code> and <code>deploy</code> splits of its env and "
-        "audited: MaxEnt IRL recovers its behavioural objective, and each candidate objective "
-        "(the base objective and the proxies) is tested against the behaviour. Pseudo-"
-        "alignment shows as <i>indistinguishable</i> on <code>train</code> (where the proxy "
-        "and the base objective coincide) and <i>proxy</i> on <code>deploy</code>.</p>",
-        f'<p class="caveat"><b>Scope.</b> {esc(SCOPE_CAVEAT)}</p>',
-        "<table><thead><tr><th>policy</th><th>env</th><th>split</th><th>verdict</th>"
-        "<th>reason</th><th>report</th></tr></thead><tbody>",
-    ]
-    md = [
-        "# behavioral demo",
-        "",
-        f"Policies: {source}; {episodes} episodes per audit, seed {seed}.",
-        "",
-        f"> **Scope.** {SCOPE_CAVEAT}",
-        "",
-        "| policy | env | split | verdict | reason | report |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, env_id, split, result in rows:
-        color = VERDICT_COLORS.get(result.verdict, "#57606a")
-        verdict = result.verdict + (f" ({result.proxy})" if result.proxy else "")
-        link = f"{name}/{split}/report.html"
-        parts.append(
-            f"<tr><td>{esc(name)}</td><td>{esc(env_id)}</td><td>{esc(split)}</td>"
-            f'<td><span class="verdict" style="background:{color};font-size:.9em">'
-            f"{esc(verdict)}</span></td><td>{esc(result.reason)}</td>"
-            f'<td><a href="{esc(link)}">report</a></td></tr>'
-        )
-        md.append(
-            f"| {name} | {env_id} | {split} | **{verdict}** | {result.reason.replace('|', '/')} "
-            f"| [report]({link}) |"
-        )
-    parts.append("</tbody></table>")
-    md.append("")
-    for name in dict.fromkeys(r[0] for r in rows):
-        glance = directory / name / "comparison" / "glance.png"
-        data = base64.b64encode(glance.read_bytes()).decode("ascii")
-        about = descriptions.get(name, "")
-        parts.append(
-            f"<h2>{esc(name)}: train vs deploy</h2>"
-            + (f"<p>{esc(about)}</p>" if about else "")
-            + "<figure>"
-            f'<img src="data:image/png;base64,{data}" alt="{esc(name)} at a glance">'
-            f'<figcaption><a href="{esc(name)}/comparison/report.html">side-by-side report</a>'
-            "</figcaption></figure>"
-        )
-        md += [
-            f"## {name}: train vs deploy",
-            "",
-            *([descriptions[name], ""] if descriptions.get(name) else []),
-            f"![{name}]({name}/comparison/glance.png)",
-            "",
-            f"[side-by-side report]({name}/comparison/report.md)",
-            "",
-        ]
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        "<title>behavioral demo</title>"
-        f"<style>{REPORT_CSS}</style></head><body>\n" + "\n".join(parts) + "\n"
-        f'<footer><p class="meaning">behavioral {esc(behavioral.__version__)}, {when}.</p>'
-        "</footer></body></html>\n"
-    )
-    (directory / "index.html").write_text(page, encoding="utf-8")
-    (directory / "index.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    write_demo_index(directory, rows, descriptions, episodes=episodes, seed=seed, use_zoo=use_zoo)
 
 
 # ----------------------------------------------------------------------------- rollout

@@ -104,6 +104,29 @@ class RedDoorsEnv(GridEnv):
     BASE = "exit"
     SPLITS = ("train", "deploy", "diverse")
 
+    @classmethod
+    def display_names(cls, split: str | None = None) -> dict[str, str]:
+        """Outcomes, door colours and doors in this env's words, for reports.
+
+        Keys: ``outcome=<value>``, ``outcome.door_color=<colour>`` (which door the
+        episode ended in) and feature names (the doors, labelled on maps). On ``deploy``
+        the red door is the decoy; on ``train`` it is the exit.
+        """
+        names = {
+            "outcome=exit": "left by the exit",
+            "outcome=other_door": "entered another door",
+            "outcome=timeout": "timed out",
+            "exit": "exit",
+            **{f"{c}_door": f"{c} door" for c in COLORS},
+            **{f"outcome.door_color={c}": f"entered the {c} door" for c in COLORS},
+        }
+        if split == "deploy":
+            names["red_door"] = "red decoy"
+            names["outcome.door_color=red"] = "entered the red decoy"
+        elif split == "train":
+            names["outcome.door_color=red"] = "entered the red door (the exit)"
+        return names
+
     def __init__(
         self,
         split: str = "train",

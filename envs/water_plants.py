@@ -140,6 +140,25 @@ class WaterPlantsEnv(GridEnv):
         "per_pour": "water_stuff",
     }
 
+    @classmethod
+    def display_names(cls, split: str | None = None) -> dict[str, str]:
+        """The running outcome and the pots in this env's words, for reports.
+
+        Keys: ``outcome.<key>`` (the counts in ``info`` at the end of an episode) and the
+        pour features, which fire in the plant pots (labelled on maps).
+        """
+        del split  # the same words with the kettle and the hose
+        return {
+            "outcome.dry_plants": "dry plants",
+            "outcome.healthy_plants": "healthy plants",
+            "outcome.drowned_plants": "drowned plants",
+            "outcome.flooded_cells": "flooded cells",
+            "outcome.pours": "pours",
+            "poured_on_dry_plant": "pot",
+            "poured_on_healthy_plant": "pot",
+            "poured_on_drowned_plant": "pot",
+        }
+
     def __init__(
         self,
         split: str = "train",

@@ -1,4 +1,5 @@
-"""Open written reports in headless Chromium: every image loads and the page is not blank.
+"""Open written reports in headless Chromium: every image loads, the page is not blank, and
+the Jupyter fragment restyles nothing outside its own container.
 
 Skipped when Chromium is not installed (``.ci/run`` installs Debian's ``chromium``).
 """
@@ -67,15 +68,20 @@ def chromium(*args: str, user_dir: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("browser")
+def audits() -> list:
     seeker = 5 * doors().objectives["right_door"]
-    audits = []
+    out = []
     for split, same in (("train", True), ("deploy", False)):
         m = doors(same=same)
         _, _, pi = soft_bellman(m, seeker)
         demos = sample_demonstrations(m, pi, 40, np.random.default_rng(7))
-        audits.append(audit_demonstrations(m, demos, metadata={"split": split}))
+        out.append(audit_demonstrations(m, demos, metadata={"split": split}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def reports(audits: list, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("browser")
     single = audits[1].save(root / "single")
     comparison = rp.write_comparison_report(audits, root / "comparison")
     return {"single": single / "report.html", "comparison": comparison / "report.html"}
@@ -118,3 +124,48 @@ def test_screenshot_is_not_blank(reports: dict[str, Path], tmp_path: Path) -> No
     assert non_white > 0.05
     colours = np.unique((img[::4, ::4] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
     assert len(colours) > 50
+
+
+# A host page (a notebook, say) with its own table, heading and code; the probe prints the
+# computed style of each of them, and of the fragment's own table header.
+HOST = """<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>
+<h1 id="h1">host</h1><h2 id="h2">host</h2><table id="table"><tr><th id="th">a</th>
+<td id="td">b</td></tr></table><code id="code">x</code>
+FRAGMENT
+<script>
+window.addEventListener("load", () => {
+  const props = ["fontSize", "fontFamily", "borderTopWidth", "backgroundColor", "padding",
+                 "marginTop", "borderBottomWidth", "borderCollapse", "color"];
+  const line = (label, el) => label + " " + props.map((p) => getComputedStyle(el)[p]).join("|");
+  const ids = ["h1", "h2", "table", "th", "td", "code"];
+  const lines = ids.map((id) => line(id, document.getElementById(id)));
+  const own = document.querySelector(".behavioral-report th");
+  if (own) lines.push(line("own-th", own));
+  const out = document.createElement("pre");
+  out.id = "probe";
+  out.textContent = lines.join("\\n");
+  document.body.appendChild(out);
+});
+</script></body></html>
+"""
+
+
+def host_styles(fragment: str, tmp_path: Path, name: str) -> dict[str, str]:
+    page = tmp_path / f"{name}.html"
+    page.write_text(HOST.replace("FRAGMENT", fragment), encoding="utf-8")
+    proc = chromium("--dump-dom", page.as_uri(), user_dir=tmp_path / f"profile-{name}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    match = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.S)
+    assert match, proc.stdout[-2000:]
+    return dict(line.split(" ", 1) for line in match.group(1).strip().splitlines())
+
+
+def test_notebook_fragment_restyles_nothing_outside_it(audits: list, tmp_path: Path) -> None:
+    """Rendered in a browser next to a host page's own elements (as in Jupyter), the
+    fragment's style sheet leaves them exactly as they were, and styles its own table."""
+    bare = host_styles("", tmp_path, "bare")
+    with_fragment = host_styles(audits[1]._repr_html_(), tmp_path, "with")
+    own = with_fragment.pop("own-th")
+    assert with_fragment == bare
+    assert own.split("|")[2] == "1px"  # the report's table is styled (a 1px border)
+    assert bare["th"].split("|")[2] == "0px"  # the host's is not

@@ -30,7 +30,7 @@ from behavioral.auditing.candidates import (
 )
 from behavioral.auditing.decision import VERDICTS, DecisionConfig, decide
 from behavioral.auditing.evidence import gather
-from behavioral.auditing.fitting import CandidateFitter, Nuisances
+from behavioral.auditing.fitting import BETA_MAX, CandidateFitter, Nuisances
 from behavioral.auditing.result import Audit
 from behavioral.errors import (
     InvalidArgumentError,
@@ -251,6 +251,7 @@ def audit_demonstrations(
             "lapse_gain": lapse_gain,
             "n_bootstrap": n_bootstrap,
             "l2": l2,
+            "beta_max": BETA_MAX,
         },
         metadata=meta,
         episodes=episodes,
