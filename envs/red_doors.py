@@ -387,7 +387,9 @@ class RedDoorsEnv(GridEnv):
         another open interior cell. Walls are never edited.
 
         Returns:
-            ``(description, level)`` pairs.
+            ``(description, level)`` pairs; a description starts with the edit's kind
+            (``"move door"``, ``"recolour door"``, ``"move exit"``, ``"move start"``) and a
+            colon.
         """
         lv = self._level_arg(level)
         out: list[tuple[str, RedDoorsLevel]] = []
@@ -404,7 +406,7 @@ class RedDoorsEnv(GridEnv):
                 doors = (*lv.doors[:k], moved, *lv.doors[k + 1 :])
                 out.append(
                     (
-                        f"move door {k} ({door.color}) to {slot}",
+                        f"move door: door {k} ({door.color}) to {slot}",
                         RedDoorsLevel(walls=walls, doors=doors, start=lv.start),
                     )
                 )
@@ -416,7 +418,7 @@ class RedDoorsEnv(GridEnv):
                 doors = (*lv.doors[:k], dataclasses.replace(door, color=color), *lv.doors[k + 1 :])
                 out.append(
                     (
-                        f"recolour door {k} {door.color} -> {color}",
+                        f"recolour door: door {k} {door.color} -> {color}",
                         dataclasses.replace(lv, doors=doors),
                     )
                 )
@@ -425,13 +427,13 @@ class RedDoorsEnv(GridEnv):
                 doors = tuple(dataclasses.replace(x, exit=j == k) for j, x in enumerate(lv.doors))
                 out.append(
                     (
-                        f"move the exit to door {k} ({door.color})",
+                        f"move exit: to door {k} ({door.color})",
                         dataclasses.replace(lv, doors=doors),
                     )
                 )
         for cell in self._open_interior(lv):
             if cell != lv.start:
-                out.append((f"move the start to {cell}", dataclasses.replace(lv, start=cell)))
+                out.append((f"move start: to {cell}", dataclasses.replace(lv, start=cell)))
         return out
 
     def _walls_generable(self, walls: np.ndarray) -> bool:

@@ -416,28 +416,30 @@ class WaterPlantsEnv(GridEnv):
         floor cell; move the start to another floor cell. Walls and pots never move.
 
         Returns:
-            ``(description, level)`` pairs.
+            ``(description, level)`` pairs; a description starts with the edit's kind
+            (``"swap tool"``, ``"plant state"``, ``"move tap"``, ``"move start"``) and a
+            colon.
         """
         lv = self._level_arg(level)
         assert lv.initial_plants is not None
         tool = "kettle" if lv.hose else "hose"
-        out = [(f"swap the tool to the {tool}", dataclasses.replace(lv, hose=not lv.hose))]
+        out = [(f"swap tool: to the {tool}", dataclasses.replace(lv, hose=not lv.hose))]
         for k, state in enumerate(lv.initial_plants):
             for new in range(len(PLANT_STATES)):
                 if new != state:
                     plants = (*lv.initial_plants[:k], new, *lv.initial_plants[k + 1 :])
                     out.append(
                         (
-                            f"plant {k} starts {PLANT_STATES[new]} (was {PLANT_STATES[state]})",
+                            f"plant state: plant {k} starts {PLANT_STATES[new]} (was {PLANT_STATES[state]})",
                             dataclasses.replace(lv, initial_plants=plants),
                         )
                     )
         for cell in lv.floor:
             if cell != lv.tap:
-                out.append((f"move the tap to {cell}", dataclasses.replace(lv, tap=cell)))
+                out.append((f"move tap: to {cell}", dataclasses.replace(lv, tap=cell)))
         for cell in lv.floor:
             if cell != lv.start:
-                out.append((f"move the start to {cell}", dataclasses.replace(lv, start=cell)))
+                out.append((f"move start: to {cell}", dataclasses.replace(lv, start=cell)))
         return out
 
     def level_violations(self, level: Any = None, split: str = "train") -> tuple[str, ...]:
