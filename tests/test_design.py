@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import scipy.special
 import scipy.stats
 from behavioral_envs.grid import InvalidEnvArgumentError
 from behavioral_envs.red_doors import RedDoorsEnv
@@ -33,6 +34,7 @@ from behavioral.design import (
     hypothesis_policy,
     is_editable,
     level_pool,
+    mixture_predictive_ll,
     mutate_levels,
     score_levels,
     search_levels,
@@ -587,6 +589,49 @@ def test_eprocess_type_one_error_under_optional_stopping_and_adaptive_design() -
     assert naive > 3 * alpha  # peeking at a fixed-sample test is badly miscalibrated
     power, _ = _gaussian_sequential(2_000, 200, mu=0.5, alpha=alpha, seed=1, adaptive=False)
     assert power > 0.95  # and it is not conservative to the point of uselessness
+
+
+def test_mixture_numerator_is_the_marginal_likelihood_and_stays_calibrated() -> None:
+    rng = np.random.default_rng(0)
+    ll = rng.normal(-5, 2, size=(30, 7))
+    prior = np.log(rng.dirichlet(np.ones(7)))
+    pred = mixture_predictive_ll(ll, prior)
+    marginal = scipy.special.logsumexp(prior + ll.sum(axis=0))
+    assert pred.sum() == pytest.approx(marginal, rel=1e-12)
+    # never more than log M behind the best member (uniform prior)
+    assert mixture_predictive_ll(ll).sum() >= ll.sum(axis=0).max() - math.log(7) - 1e-9
+    with pytest.raises(InvalidArgumentError):
+        mixture_predictive_ll(ll[:, :0])
+    with pytest.raises(InvalidArgumentError):
+        mixture_predictive_ll(ll, prior[:3])
+
+    # Gaussian location: null mu <= 0 (truth mu = 0), numerator a mixture over a grid of
+    # mu > 0, adaptive design (levels c), stop at the first crossing.
+    alpha, n_sims, n_steps = 0.05, 4000, 150
+    grid = np.array([0.05, 0.1, 0.2, 0.4, 0.8])
+    for mu, check in ((0.0, "type I"), (0.3, "power")):
+        rng = np.random.default_rng(1)
+        tot = np.zeros((n_sims, grid.size))
+        log_num = np.zeros(n_sims)
+        sxc = scc = sxx = np.zeros(n_sims)
+        log_e = np.zeros(n_sims)
+        hit = np.zeros(n_sims, dtype=bool)
+        for _ in range(n_steps):
+            # type I: a predictable, data-dependent design; power: the informative level
+            c = np.where(log_e > 0, 2.0, 0.5) if check == "type I" else np.full(n_sims, 2.0)
+            x = c * mu + rng.normal(size=n_sims)
+            member = -0.5 * (x[:, None] - c[:, None] * grid[None]) ** 2
+            log_w = tot - scipy.special.logsumexp(tot, axis=1, keepdims=True)
+            log_num = log_num + scipy.special.logsumexp(log_w + member, axis=1)
+            tot = tot + member
+            sxc, scc, sxx = sxc + c * x, scc + c * c, sxx + x * x
+            mu0 = np.minimum(0.0, sxc / scc)
+            log_e = log_num + 0.5 * (sxx - 2 * mu0 * sxc + mu0**2 * scc)
+            hit |= log_e >= math.log(1 / alpha)
+        if check == "type I":
+            assert hit.mean() <= alpha
+        else:
+            assert hit.mean() > 0.9
 
 
 def test_eprocess_on_tabular_agents_with_the_chooser() -> None:

@@ -24,6 +24,7 @@ from behavioral.design.evidence import (
     EProcess,
     SequentialDecision,
     first_rejection,
+    mixture_predictive_ll,
     sequential_decision,
     universal_log_evalues,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "hypothesis_policy",
     "is_editable",
     "level_pool",
+    "mixture_predictive_ll",
     "mutate_levels",
     "rival_variant",
     "score_levels",
