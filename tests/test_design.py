@@ -262,6 +262,18 @@ def test_scoring_rejects_bad_input() -> None:
         score_levels(models, [])
 
 
+def test_scoring_checks_memory_before_spending_it(monkeypatch) -> None:
+    from behavioral.design import scoring
+
+    models = red_levels("train", 2)
+    need = 2 * 2 * 50 * sum(m.n_states for m in models) * 4 * 8  # both levels in one group
+    monkeypatch.setattr(scoring, "MAX_SCRATCH_BYTES", need - 1)
+    with pytest.raises(InvalidArgumentError, match="GiB of policy scratch"):
+        score_levels(models, [Hypothesis("exit"), Hypothesis("red_door")])
+    monkeypatch.setattr(scoring, "MAX_SCRATCH_BYTES", need)
+    assert score_levels(models, [Hypothesis("exit"), Hypothesis("red_door")]).kl.shape == (2, 2, 2)
+
+
 # ------------------------------------------------------------------- level specs (envs)
 
 

@@ -343,6 +343,25 @@ class LevelScores:
         return pd.DataFrame(cols).rename_axis("level")
 
 
+#: Most memory the scoring kernel's scratch arrays may take (policies of one group).
+MAX_SCRATCH_BYTES = 4 << 30
+
+
+def _check_scratch(stack: LevelStack, n_hyp: int) -> None:
+    """Refuse before allocating when one group's policies would not fit in memory."""
+    g = stack.group_offsets
+    states = stack.state_offsets[g[1:]] - stack.state_offsets[g[:-1]]
+    entries = int(np.max(states * stack.horizons[g[:-1]])) * stack.n_actions
+    need = 2 * n_hyp * entries * 8
+    if need > MAX_SCRATCH_BYTES:
+        raise InvalidArgumentError(
+            f"scoring these levels needs {need / 2**30:.1f} GiB of policy scratch for "
+            f"{n_hyp} hypotheses (largest level: {int(states.max())} states x horizon "
+            f"{int(stack.horizons.max())}); the limit is {MAX_SCRATCH_BYTES / 2**30:.0f} GiB: "
+            "score fewer hypotheses at a time or smaller levels"
+        )
+
+
 def score_levels(
     levels: LevelStack | Sequence[TabularModel],
     hypotheses: Sequence[Hypothesis],
@@ -372,6 +391,7 @@ def score_levels(
     labels = tuple(h.label for h in hyps)
     if len(set(labels)) < len(labels):
         raise InvalidArgumentError(f"hypothesis labels must be distinct, got {labels}")
+    _check_scratch(stack, len(hyps))
     rewards = _hypothesis_rewards(stack, hyps)
     n = len(hyps)
     kl = np.zeros((stack.n_levels, n, n))

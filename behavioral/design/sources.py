@@ -122,8 +122,14 @@ class LevelPool:
         return [lv.model for lv in self.levels]
 
     def stack(self, objectives: dict[str, ObjectiveSpec] | None = None) -> LevelStack:
-        """The pool stacked for :func:`behavioral.design.score_levels`."""
-        return stack_levels(self.models, objectives)
+        """The pool stacked for :func:`behavioral.design.score_levels` (with the levels'
+        declared objectives it is built once and kept: rescoring after a refit is then
+        only the kernel)."""
+        if objectives is not None:
+            return stack_levels(self.models, objectives)
+        if "_stack" not in self.__dict__:
+            self.__dict__["_stack"] = stack_levels(self.models)
+        return self.__dict__["_stack"]
 
     def merged(self, other: Iterable[CandidateLevel]) -> LevelPool:
         """This pool plus the levels of ``other`` whose keys are new."""
