@@ -27,6 +27,7 @@ from behavioral.design import (
     Hypothesis,
     LevelPool,
     choose_levels,
+    design_table,
     edit_distance,
     expected_evidence,
     first_rejection,
@@ -536,6 +537,18 @@ def test_search_finds_distinguishing_levels_from_training_levels_alone() -> None
 
     pool, scores = search_levels(env, roots, score, rounds=2, population=4, children=24, rng=5)
     assert np.all(scores[: len(roots)] == 0.0)  # training levels cannot tell them apart
+    ev = expected_evidence(pool.stack(), base, [proxy], null)
+    np.testing.assert_array_equal(ev.expected, scores)  # the stack is kept, scores reproduce
+    counts = np.zeros(len(pool))
+    counts[int(np.argmax(scores))] = 2
+    table = design_table(pool, ev, counts)
+    assert len(table) == len(pool) and table["episodes"].sum() == 2
+    assert {"origin", "edits", "distance", "violations", "expected", "kl[exit||red_door]"} <= set(
+        table
+    )
+    assert table.loc[table["expected"] > 0, "distance"].min() >= 1
+    with pytest.raises(InvalidArgumentError):
+        design_table(pool.subset(range(3)), ev)
     best = int(np.argmax(scores))
     assert scores[best] > 0.3
     assert pool[best].distance >= 1 and pool[best].violations

@@ -17,6 +17,7 @@ from behavioral.design.chooser import (
     Choice,
     Evidence,
     choose_levels,
+    design_table,
     expected_evidence,
     rival_variant,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "LevelStack",
     "SequentialDecision",
     "choose_levels",
+    "design_table",
     "edit_distance",
     "expected_evidence",
     "first_rejection",

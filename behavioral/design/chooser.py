@@ -48,9 +48,17 @@ from behavioral.design.scoring import (
     score_levels,
     stack_levels,
 )
+from behavioral.design.sources import LevelPool
 from behavioral.errors import InvalidArgumentError
 
-__all__ = ["Choice", "Evidence", "choose_levels", "expected_evidence", "rival_variant"]
+__all__ = [
+    "Choice",
+    "Evidence",
+    "choose_levels",
+    "design_table",
+    "expected_evidence",
+    "rival_variant",
+]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -285,3 +293,27 @@ def choose_levels(
         taken[i] = True
         picked.append(i)
     return Choice(np.array(picked, dtype=np.int64), np.array(explored), effective)
+
+
+def design_table(
+    pool: LevelPool, evidence: Evidence, counts: np.ndarray | None = None
+) -> pd.DataFrame:
+    """The scored candidate levels, one row each (``result.design`` of an active audit):
+    the pool's provenance columns (:meth:`LevelPool.table`: origin, seeds, edits,
+    ``distance`` from the training distribution, broken invariants), the evidence columns
+    (:meth:`Evidence.table`) and ``episodes`` spent on each level.
+
+    Raises:
+        InvalidArgumentError: ``evidence`` or ``counts`` not of the pool's length.
+    """
+    n = len(pool)
+    if evidence.expected.shape != (n,):
+        raise InvalidArgumentError(
+            f"evidence scores {evidence.expected.shape[0]} levels, the pool has {n}"
+        )
+    used = np.zeros(n, dtype=np.int64) if counts is None else np.asarray(counts)
+    if used.shape != (n,):
+        raise InvalidArgumentError(f"counts must have shape ({n},), got {used.shape}")
+    table = pool.table().join(evidence.table())
+    table["episodes"] = used.astype(np.int64)
+    return table
