@@ -10,8 +10,9 @@ levels look and how its state changes:
 * :func:`render_layers` -- a numpy renderer: (C, H, W) observation -> (H*T, W*T, 3) uint8.
 * :class:`GridEnv` -- a gymnasium env over a deterministic transition function on hashable
   states. It owns seeding, levels (``info["level_seed"]``, ``reset(options={"level_seed":
-  k})``), truncation, ``info["objectives"]`` and the exact tabular model of the current
-  level, enumerated from the *same* transition function that ``step`` uses.
+  k})``, and for envs with editable levels ``reset(options={"level": spec})``),
+  truncation, ``info["objectives"]`` and the exact tabular model of the current level,
+  enumerated from the *same* transition function that ``step`` uses.
 
 Objectives are declared as weights over the env's named features, so every objective is an
 exact linear function of the features by construction.
@@ -38,7 +39,11 @@ __all__ = [
     "GridEnv",
     "InvalidEnvArgumentError",
     "Layer",
+    "level_mapping",
+    "parse_cell",
     "render_layers",
+    "walls_from_rows",
+    "walls_to_rows",
 ]
 
 RGB = tuple[int, int, int]
@@ -164,6 +169,70 @@ def render_layers(obs: np.ndarray, channels: Sequence[str], tile_size: int = 16)
     img[:, 0, :, :] *= 0.75
     img[:, :, :, 0] *= 0.75
     return np.clip(np.rint(img), 0, 255).astype(np.uint8).reshape(h * t, w * t, 3)
+
+
+def walls_to_rows(walls: np.ndarray) -> list[str]:
+    """A boolean (H, W) wall grid as H strings of ``#`` (wall) and ``.`` (open)."""
+    return ["".join("#" if w else "." for w in row) for row in np.asarray(walls, dtype=bool)]
+
+
+def walls_from_rows(rows: Any, shape: tuple[int, int]) -> np.ndarray:
+    """Parse :func:`walls_to_rows`' form back into a read-only bool (H, W) array.
+
+    Raises:
+        InvalidEnvArgumentError: not a list of ``H`` strings of ``W`` characters in ``#.``.
+    """
+    h, w = shape
+    if not isinstance(rows, (list, tuple)) or len(rows) != h:
+        raise InvalidEnvArgumentError(f"level walls must be a list of {h} strings")
+    for i, row in enumerate(rows):
+        if not isinstance(row, str) or len(row) != w or set(row) - {"#", "."}:
+            raise InvalidEnvArgumentError(
+                f"level walls row {i} must be a string of {w} characters '#' or '.', got {row!r:.40}"
+            )
+    walls = np.array([[ch == "#" for ch in row] for row in rows], dtype=bool)
+    walls.setflags(write=False)
+    return walls
+
+
+def parse_cell(value: Any, what: str, shape: tuple[int, int]) -> tuple[int, int]:
+    """A (row, col) pair of ints inside a grid of ``shape``.
+
+    Raises:
+        InvalidEnvArgumentError: not two ints, or outside the grid.
+    """
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in value)
+    ):
+        raise InvalidEnvArgumentError(
+            f"{what} must be a (row, col) pair of ints, got {value!r:.60}"
+        )
+    r, c = int(value[0]), int(value[1])
+    if not (0 <= r < shape[0] and 0 <= c < shape[1]):
+        raise InvalidEnvArgumentError(f"{what} {(r, c)} is outside the {shape[0]}x{shape[1]} grid")
+    return r, c
+
+
+def level_mapping(spec: Any, keys: Sequence[str], what: str) -> Mapping[str, Any]:
+    """``spec`` as a mapping with exactly ``keys`` (the JSON form of a level).
+
+    Raises:
+        InvalidEnvArgumentError: not a mapping, or missing or unknown keys.
+    """
+    if not isinstance(spec, Mapping):
+        raise InvalidEnvArgumentError(
+            f"a {what} level must be a {what} level object or its to_dict() mapping, "
+            f"got {type(spec).__name__}"
+        )
+    missing, extra = set(keys) - set(spec), set(spec) - set(keys)
+    if missing or extra:
+        raise InvalidEnvArgumentError(
+            f"a {what} level needs exactly the keys {sorted(keys)}; missing {sorted(missing)}, "
+            f"unknown {sorted(map(str, extra))[:5]}"
+        )
+    return spec
 
 
 def check_choice(what: str, value: Any, choices: Sequence[Any]) -> Any:
@@ -309,15 +378,22 @@ class GridEnv(gym.Env[np.ndarray, np.int64]):
 
         The level is generated from ``numpy.random.default_rng(level_seed)``, where
         ``level_seed`` is drawn from ``self.np_random`` unless given in ``options``; it is
-        reported as ``info["level_seed"]`` so any level can be re-created.
+        reported as ``info["level_seed"]`` so any level can be re-created. Envs with
+        editable levels also take ``options={"level": spec}`` (a level object or its
+        ``to_dict()`` form, validated by :meth:`parse_level`): the episode starts on that
+        level, reported as ``info["level"]`` (its canonical JSON) instead of a seed.
         """
         super().reset(seed=seed)
         options = dict(options or {})
-        unknown = set(options) - {"level_seed"}
+        unknown = set(options) - {"level_seed", "level"}
         if unknown:
             raise InvalidEnvArgumentError(
-                f"unknown reset options {sorted(unknown)}; the only option is 'level_seed'"
+                f"unknown reset options {sorted(unknown)}; the options are 'level_seed' and 'level'"
             )
+        if "level" in options:
+            if "level_seed" in options:
+                raise InvalidEnvArgumentError("pass reset option 'level' or 'level_seed', not both")
+            return self._reset_to_level(options["level"])
         if "level_seed" in options:
             level_seed = options["level_seed"]
             if (
@@ -338,6 +414,18 @@ class GridEnv(gym.Env[np.ndarray, np.int64]):
         self._model = None
         self._index = None
         info = {"level_seed": level_seed, "split": self.split}
+        info.update(self._extra_info(self._state, ended=False, truncated=False))
+        return self._observe(self._state), info
+
+    def _reset_to_level(self, spec: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode on an explicit level (``reset(options={"level": spec})``)."""
+        self.level = self.parse_level(spec)
+        self.level_seed = None
+        self._state = self._initial_state()
+        self._t = 0
+        self._model = None
+        self._index = None
+        info: dict[str, Any] = {"level": self.level.to_json(), "split": self.split}
         info.update(self._extra_info(self._state, ended=False, truncated=False))
         return self._observe(self._state), info
 
@@ -386,6 +474,38 @@ class GridEnv(gym.Env[np.ndarray, np.int64]):
         if self._state is None:
             raise gym.error.ResetNeeded("call reset() before render()")
         return render_layers(self._observe(self._state), self.CHANNELS, self.tile_size)
+
+    # ------------------------------------------------------- editable levels
+    # Envs whose levels are frozen dataclasses with ``to_dict`` / ``from_dict`` /
+    # ``to_json`` implement :meth:`_check_level` (and, for mutation search,
+    # ``level_mutations``, ``level_violations``, ``level_distance`` and
+    # ``level_solvable``). Levels given by a user or read from a file are untrusted:
+    # ``parse_level`` validates every field against the env's configuration.
+
+    def level_spec(self) -> Any:
+        """The current level (a frozen dataclass; ``.to_dict()`` gives its JSON form).
+
+        ``reset(options={"level": spec})`` starts an episode on it again, in this env or
+        in another one made with the same constructor arguments.
+        """
+        if self.level is None:
+            raise gym.error.ResetNeeded("call reset() before level_spec()")
+        return self.level
+
+    def parse_level(self, spec: Any) -> Any:
+        """A validated level of this env from a level object or its ``to_dict()`` form.
+
+        Raises:
+            InvalidEnvArgumentError: this env has no editable levels, or ``spec`` is not a
+                valid level for this env's configuration (the message says which field).
+        """
+        return self._check_level(spec)
+
+    def _check_level(self, spec: Any) -> Any:
+        """Validate ``spec`` (a level object or its dict form) and return the level."""
+        raise InvalidEnvArgumentError(
+            f"{type(self).__name__} has no editable levels: reset option 'level' is not supported"
+        )
 
     # -------------------------------------------------------- tabular model
     def state_index(self) -> int:

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
-from .grid import COLORS, DIRECTIONS, GridEnv, InvalidEnvArgumentError
+from .grid import (
+    COLORS,
+    DIRECTIONS,
+    GridEnv,
+    InvalidEnvArgumentError,
+    check_choice,
+    level_mapping,
+    parse_cell,
+    walls_from_rows,
+    walls_to_rows,
+)
 
 __all__ = ["Door", "RedDoorsEnv", "RedDoorsLevel"]
 
@@ -25,11 +37,31 @@ class Door:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class RedDoorsLevel:
-    """A maze: (n, n) bool ``walls`` (doors are not walls), the doors, the agent's start."""
+    """A maze: (n, n) bool ``walls`` (doors are not walls), the doors, the agent's start.
+
+    The level spec of :class:`RedDoorsEnv`: ``env.unwrapped.level_spec()`` is the current
+    one, ``reset(options={"level": spec})`` starts an episode on one (a level object or its
+    :meth:`to_dict` form, validated by ``env.unwrapped.parse_level``).
+    """
 
     walls: np.ndarray
     doors: tuple[Door, ...]
     start: tuple[int, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``walls`` as rows of ``#``/``.`` (door cells open), ``doors`` as
+        ``{"row", "col", "color", "exit"}`` objects, ``start`` as ``[row, col]``."""
+        return {
+            "walls": walls_to_rows(self.walls),
+            "doors": [dataclasses.asdict(d) for d in self.doors],
+            "start": [int(self.start[0]), int(self.start[1])],
+        }
+
+    def to_json(self) -> str:
+        """Canonical JSON (doors sorted by cell): equal strings iff equal levels."""
+        d = self.to_dict()
+        d["doors"] = sorted(d["doors"], key=lambda x: (x["row"], x["col"]))
+        return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
 
 class RedDoorsEnv(GridEnv):
@@ -82,6 +114,16 @@ class RedDoorsEnv(GridEnv):
     and ``outcome``, ``door_color``, which stay ``None`` until the episode ends, then:
     ``outcome`` = ``"exit"`` | ``"other_door"`` | ``"timeout"`` and ``door_color`` = the
     entered door's colour (``None`` on timeout).
+
+    **Level specs and mutations**: ``env.unwrapped.level_spec()`` is the current level as a
+    :class:`RedDoorsLevel` (``to_dict()``: JSON with the walls as rows of ``#``/``.``, the
+    doors and the start); ``reset(options={"level": spec})`` starts an episode on any valid
+    level (``parse_level`` validates one read from a file). ``level_mutations`` lists the
+    one-edit neighbours (move a door, recolour a door, move the exit sign, move the start),
+    ``level_solvable`` whether the exit is reachable, ``level_violations(level, split)``
+    which of a split's generator invariants a level breaks and ``level_distance(level,
+    split)`` the fewest edits to a level that split can draw (a ``deploy`` level is 1 edit
+    from ``train``: move the sign to the red door).
 
     **Tabular model**: one state per maze cell the agent can reach, plus one absorbing
     state per door ("entered this door", cell = the door's cell). A default level has
@@ -282,3 +324,256 @@ class RedDoorsEnv(GridEnv):
         if door is not None:
             return {"outcome": "exit" if door.exit else "other_door", "door_color": door.color}
         return {"outcome": "timeout" if truncated else None, "door_color": None}
+
+    # ------------------------------------------------------- editable levels
+    #: Invariants of each split's generator that a level can break (see level_violations).
+    STRUCTURAL = ("walls", "door_slot", "door_count")
+
+    def _door_slots(self) -> list[tuple[int, int]]:
+        """The outer-wall cells where the generator puts doors (next to a room)."""
+        n = self.size
+        odd = range(1, n, 2)
+        return (
+            [(0, c) for c in odd]
+            + [(n - 1, c) for c in odd]
+            + [(r, 0) for r in odd]
+            + [(r, n - 1) for r in odd]
+        )
+
+    def _inner(self, cell: tuple[int, int]) -> tuple[int, int]:
+        """The interior cell next to an outer-wall cell (not a corner)."""
+        r, c = cell
+        n = self.size
+        return (
+            1 if r == 0 else n - 2 if r == n - 1 else r,
+            1 if c == 0 else n - 2 if c == n - 1 else c,
+        )
+
+    def _check_level(self, spec: Any) -> RedDoorsLevel:
+        if isinstance(spec, RedDoorsLevel):
+            spec = spec.to_dict()
+        d = level_mapping(spec, ("walls", "doors", "start"), "RedDoors")
+        n = self.size
+        walls = walls_from_rows(d["walls"], (n, n))
+        raw = d["doors"]
+        if not isinstance(raw, (list, tuple)) or not 1 <= len(raw) <= len(COLORS):
+            raise InvalidEnvArgumentError(f"a RedDoors level needs 1 to {len(COLORS)} doors")
+        doors = []
+        for i, item in enumerate(raw):
+            item = level_mapping(item, ("row", "col", "color", "exit"), f"RedDoors door {i}")
+            r, c = parse_cell((item["row"], item["col"]), f"door {i}", (n, n))
+            if (r in (0, n - 1)) == (c in (0, n - 1)):
+                raise InvalidEnvArgumentError(
+                    f"door {i} at {(r, c)} is not in the outer wall (corners excluded)"
+                )
+            color = check_choice(f"door {i} color", item["color"], tuple(COLORS))
+            if not isinstance(item["exit"], bool):
+                raise InvalidEnvArgumentError(f"door {i} exit must be true or false")
+            if walls[self._inner((r, c))]:
+                raise InvalidEnvArgumentError(f"door {i} at {(r, c)} opens onto a wall")
+            doors.append(Door(r, c, str(color), item["exit"]))
+        if len({(x.row, x.col) for x in doors}) < len(doors):
+            raise InvalidEnvArgumentError("two doors share a cell")
+        if len({x.color for x in doors}) < len(doors):
+            raise InvalidEnvArgumentError("door colours must be distinct")
+        if sum(x.exit for x in doors) != 1:
+            raise InvalidEnvArgumentError("exactly one door must be the exit")
+        border = np.zeros((n, n), dtype=bool)
+        border[[0, -1], :] = border[:, [0, -1]] = True
+        is_door = np.zeros((n, n), dtype=bool)
+        for x in doors:
+            is_door[x.row, x.col] = True
+        if np.any(border & ~is_door & ~walls) or np.any(is_door & walls):
+            raise InvalidEnvArgumentError(
+                "the outer wall must be wall ('#') everywhere except at the doors ('.')"
+            )
+        start = parse_cell(d["start"], "start", (n, n))
+        if border[start] or walls[start]:
+            raise InvalidEnvArgumentError(f"start {start} must be an open interior cell")
+        return RedDoorsLevel(walls=walls, doors=tuple(doors), start=start)
+
+    def _level_arg(self, level: Any) -> RedDoorsLevel:
+        if level is None:
+            return self.level_spec()
+        return level if isinstance(level, RedDoorsLevel) else self.parse_level(level)
+
+    def _open_interior(self, lv: RedDoorsLevel) -> list[tuple[int, int]]:
+        n = self.size
+        return [(r, c) for r in range(1, n - 1) for c in range(1, n - 1) if not lv.walls[r, c]]
+
+    def level_mutations(self, level: Any = None) -> list[tuple[str, RedDoorsLevel]]:
+        """Every level one edit away from ``level`` (default: the current one).
+
+        The edits, in this order: move a door to another of the generator's door slots
+        (the exit sign moves with it); recolour a door to a colour no other door has;
+        make another door the exit (move the exit sign); move the agent's start to
+        another open interior cell. Walls are never edited.
+
+        Returns:
+            ``(description, level)`` pairs; a description starts with the edit's kind
+            (``"move door"``, ``"recolour door"``, ``"move exit"``, ``"move start"``) and a
+            colon.
+        """
+        lv = self._level_arg(level)
+        out: list[tuple[str, RedDoorsLevel]] = []
+        taken = {(x.row, x.col) for x in lv.doors}
+        for k, door in enumerate(lv.doors):
+            for slot in self._door_slots():
+                if slot in taken or lv.walls[self._inner(slot)]:
+                    continue
+                walls = lv.walls.copy()
+                walls[door.row, door.col] = True
+                walls[slot] = False
+                walls.setflags(write=False)
+                moved = dataclasses.replace(door, row=slot[0], col=slot[1])
+                doors = (*lv.doors[:k], moved, *lv.doors[k + 1 :])
+                out.append(
+                    (
+                        f"move door: door {k} ({door.color}) to {slot}",
+                        RedDoorsLevel(walls=walls, doors=doors, start=lv.start),
+                    )
+                )
+        used = {x.color for x in lv.doors}
+        for k, door in enumerate(lv.doors):
+            for color in COLORS:
+                if color in used:
+                    continue
+                doors = (*lv.doors[:k], dataclasses.replace(door, color=color), *lv.doors[k + 1 :])
+                out.append(
+                    (
+                        f"recolour door: door {k} {door.color} -> {color}",
+                        dataclasses.replace(lv, doors=doors),
+                    )
+                )
+        for k, door in enumerate(lv.doors):
+            if not door.exit:
+                doors = tuple(dataclasses.replace(x, exit=j == k) for j, x in enumerate(lv.doors))
+                out.append(
+                    (
+                        f"move exit: to door {k} ({door.color})",
+                        dataclasses.replace(lv, doors=doors),
+                    )
+                )
+        for cell in self._open_interior(lv):
+            if cell != lv.start:
+                out.append((f"move start: to {cell}", dataclasses.replace(lv, start=cell)))
+        return out
+
+    def _walls_generable(self, walls: np.ndarray) -> bool:
+        """Whether the generator (this ``size`` and ``openness``) can draw these walls.
+
+        Rooms (odd, odd) open, pillars (even, even) wall, and the open walls between rooms
+        must connect every room: all of them when ``openness == 1``, a spanning tree when
+        ``openness == 0`` (the generator carves a depth-first tree; every such tree is a
+        spanning tree, the converse is not checked), any connected superset otherwise.
+        """
+        n = self.size
+        inner = walls[1:-1, 1:-1]
+        idx = np.arange(1, n - 1)
+        odd_r, odd_c = (idx % 2 == 1)[:, None], (idx % 2 == 1)[None, :]
+        if np.any(inner & odd_r & odd_c) or np.any(~inner & ~odd_r & ~odd_c):
+            return False
+        between = [(r, c) for r in range(1, n - 1) for c in range(1, n - 1) if (r % 2) != (c % 2)]
+        open_between = [(r, c) for r, c in between if not walls[r, c]]
+        if self.openness == 1.0 and len(open_between) != len(between):
+            return False
+        rooms = [(r, c) for r in range(1, n, 2) for c in range(1, n, 2)]
+        if self.openness == 0.0 and len(open_between) != len(rooms) - 1:
+            return False
+        seen, stack = {rooms[0]}, [rooms[0]]
+        while stack:
+            r, c = stack.pop()
+            for dr, dc in DIRECTIONS:
+                nxt = (r + 2 * dr, c + 2 * dc)
+                if 0 < nxt[0] < n and 0 < nxt[1] < n and not walls[r + dr, c + dc]:
+                    if nxt not in seen:
+                        seen.add(nxt)
+                        stack.append(nxt)
+        return len(seen) == len(rooms)
+
+    def level_violations(self, level: Any = None, split: str = "train") -> tuple[str, ...]:
+        """The invariants of ``split``'s generator that ``level`` breaks (empty: the
+        generator, with this env's other arguments, draws it with non-zero probability).
+
+        * ``walls`` -- walls the maze generator cannot carve (see ``openness``);
+        * ``door_slot`` -- a door outside the generator's slots (odd cells of the outer wall);
+        * ``door_count`` -- not ``n_doors`` doors;
+        * ``exit_not_red`` / ``other_red_door`` (``train``) -- the exit is not red / a
+          door other than the exit is red;
+        * ``exit_red`` / ``no_red_decoy`` (``deploy``) -- the exit is red / no other door
+          is red;
+        * ``start_near_door`` -- the start is next to a door although some open interior
+          cell is not (the generator avoids such starts).
+        """
+        check_choice("split", split, self.SPLITS)
+        lv = self._level_arg(level)
+        out = []
+        key = lv.walls.tobytes()
+        cache = self.__dict__.setdefault("_walls_ok", {})  # mutations rarely touch walls
+        if key not in cache:
+            if len(cache) > 64:
+                cache.clear()
+            cache[key] = self._walls_generable(lv.walls)
+        if not cache[key]:
+            out.append("walls")
+        slots = set(self._door_slots())
+        if any((x.row, x.col) not in slots for x in lv.doors):
+            out.append("door_slot")
+        if len(lv.doors) != self.n_doors:
+            out.append("door_count")
+        exit_door = next(x for x in lv.doors if x.exit)
+        others_red = any(x.color == "red" and not x.exit for x in lv.doors)
+        if split == "train":
+            out += ["exit_not_red"] * (exit_door.color != "red")
+            out += ["other_red_door"] * others_red
+        elif split == "deploy":
+            out += ["exit_red"] * (exit_door.color == "red")
+            out += ["no_red_decoy"] * (not others_red)
+        near = np.zeros_like(lv.walls)
+        for x in lv.doors:
+            for dr, dc in ((0, 0), *DIRECTIONS):
+                r, c = x.row + dr, x.col + dc
+                if 0 <= r < self.size and 0 <= c < self.size:
+                    near[r, c] = True
+        clear = [cell for cell in self._open_interior(lv) if not near[cell]]
+        if clear and near[lv.start]:
+            out.append("start_near_door")
+        return tuple(out)
+
+    def level_distance(self, level: Any = None, split: str = "train") -> float:
+        """The fewest :meth:`level_mutations` edits that turn ``level`` into one that
+        ``split``'s generator can draw (0 for its own levels; ``inf`` when the walls, the
+        door slots or the door count differ, which no edit changes).
+
+        Exact: the colour rules are restored by one edit (recolour the exit red, or move
+        the exit sign to the red door, for ``train``; move the sign off the red door, or
+        recolour another door red, for ``deploy``), a start next to a door by one (move
+        the start), and no single edit does both.
+        """
+        lv = self._level_arg(level)
+        broken = set(self.level_violations(lv, split))
+        if broken & set(self.STRUCTURAL) or (split == "deploy" and len(lv.doors) < 2):
+            return math.inf
+        colours = broken - {"start_near_door"}
+        return float(bool(colours) + ("start_near_door" in broken))
+
+    def level_solvable(self, level: Any = None) -> bool:
+        """Whether the exit can be reached from the start within ``max_steps`` steps
+        (through open cells, never through another door)."""
+        lv = self._level_arg(level)
+        exit_cell = next((x.row, x.col) for x in lv.doors if x.exit)
+        doors = {(x.row, x.col) for x in lv.doors}
+        frontier, seen = [lv.start], {lv.start}
+        for _ in range(self.max_steps):
+            nxt = []
+            for r, c in frontier:
+                for dr, dc in DIRECTIONS:
+                    cell = (r + dr, c + dc)
+                    if cell == exit_cell:
+                        return True
+                    if cell in seen or lv.walls[cell] or cell in doors:
+                        continue
+                    seen.add(cell)
+                    nxt.append(cell)
+            frontier = nxt
+        return False

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
-from .grid import DIRECTIONS, GridEnv, check_choice
+from .grid import (
+    DIRECTIONS,
+    GridEnv,
+    InvalidEnvArgumentError,
+    check_choice,
+    level_mapping,
+    parse_cell,
+    walls_from_rows,
+    walls_to_rows,
+)
 
 __all__ = ["HOUSE", "WaterPlantsEnv", "WaterPlantsLevel"]
 
@@ -24,18 +35,63 @@ HOUSE = (
 )
 
 DRY, HEALTHY, DROWNED = 0, 1, 2
+PLANT_STATES = ("dry", "healthy", "drowned")
 POUR = 4
+#: Most plant pots a level may have (the model grows threefold with each).
+MAX_PLANTS = 4
+
+
+def flood_order(
+    walls: np.ndarray, plants: tuple[tuple[int, int], ...]
+) -> tuple[tuple[int, int], ...]:
+    """The floor cells (open, not a pot) in the order water pools: lowest row first."""
+    cells = [(int(r), int(c)) for r, c in np.argwhere(~walls)]
+    return tuple(sorted((x for x in cells if x not in plants), key=lambda rc: (-rc[0], rc[1])))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class WaterPlantsLevel:
-    """The house (bool (H, W) ``walls``), plant cells, tap, flood order and agent start."""
+    """The house (bool (H, W) ``walls``), plant cells, tap, flood order and agent start,
+    and -- in a level spec -- the watering tool (``hose``: True for the hose, False for
+    the kettle) and each plant's state at the start (``initial_plants``, 0 dry, 1 healthy,
+    2 drowned). ``None`` for either means the env's split decides (kettle and dry plants
+    for ``train``, hose and healthy plants for ``deploy``).
+
+    The level spec of :class:`WaterPlantsEnv`: ``env.unwrapped.level_spec()`` is the
+    current one, ``reset(options={"level": spec})`` starts an episode on one (a level
+    object or its :meth:`to_dict` form, validated by ``env.unwrapped.parse_level``).
+    """
 
     walls: np.ndarray
     plants: tuple[tuple[int, int], ...]
     tap: tuple[int, int]
     floor: tuple[tuple[int, int], ...]  # floor cells in the order they flood
     start: tuple[int, int]
+    hose: bool | None = None
+    initial_plants: tuple[int, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``walls`` as rows of ``#``/``.``, ``plants`` (cells), ``tap``,
+        ``start``, ``tool`` (``"kettle"`` / ``"hose"``) and ``initial_plants`` (state
+        names); the flood order follows from the walls and pots. Needs a level whose tool
+        and plant states are set (``env.unwrapped.level_spec()`` returns one)."""
+        if self.hose is None or self.initial_plants is None:
+            raise InvalidEnvArgumentError(
+                "this level leaves its tool or plant states to the split: take it from "
+                "env.unwrapped.level_spec()"
+            )
+        return {
+            "walls": walls_to_rows(self.walls),
+            "plants": [[int(r), int(c)] for r, c in self.plants],
+            "tap": [int(self.tap[0]), int(self.tap[1])],
+            "start": [int(self.start[0]), int(self.start[1])],
+            "tool": "hose" if self.hose else "kettle",
+            "initial_plants": [PLANT_STATES[p] for p in self.initial_plants],
+        }
+
+    def to_json(self) -> str:
+        """Canonical JSON: equal strings iff equal levels."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
 
 class WaterPlantsEnv(GridEnv):
@@ -91,6 +147,17 @@ class WaterPlantsEnv(GridEnv):
     **Info**: at reset ``level_seed``, ``split``; at reset and every step the running
     outcome ``dry_plants``, ``healthy_plants``, ``drowned_plants``, ``flooded_cells`` and
     ``pours`` (pours so far this episode); every step ``objectives`` (name -> float).
+
+    **Level specs and mutations**: ``env.unwrapped.level_spec()`` is the current level as a
+    :class:`WaterPlantsLevel`, whose tool and plants' starting states are part of the level
+    (``to_dict()``: JSON with the walls, pots, tap, start, ``tool`` and
+    ``initial_plants``); ``reset(options={"level": spec})`` starts an episode on any valid
+    level -- a hose level in a ``train`` env too. ``level_mutations`` lists the one-edit
+    neighbours (swap the tool, change a plant's starting state, move the tap, move the
+    start), ``level_solvable`` whether the tap and pots are reachable,
+    ``level_violations(level, split)`` which of a split's generator invariants a level
+    breaks and ``level_distance(level, split)`` the fewest edits to a level that split
+    can draw (a ``deploy`` level is 4 edits from ``train``: the tool and three plants).
 
     **Tabular model**: the states (agent cell, water, each plant's state, flooded count)
     reachable from the start: 353 with the kettle (of 24 cells x water x 2^3 plant
@@ -191,20 +258,34 @@ class WaterPlantsEnv(GridEnv):
         floor = cells(".") + cells("T")
         floor.sort(key=lambda rc: (-rc[0], rc[1]))  # water pools lowest (bottom) row first
         start = floor[rng.integers(len(floor))]
+        plants = tuple(cells("P"))
         return WaterPlantsLevel(
             walls=grid == "#",
-            plants=tuple(cells("P")),
+            plants=plants,
             tap=cells("T")[0],
             floor=tuple(floor),
             start=start,
+            hose=self.hose,
+            initial_plants=(HEALTHY if self.hose else DRY,) * len(plants),
         )
+
+    def _level_hose(self) -> bool:
+        """The current level's tool: True for the hose."""
+        return self.hose if self.level.hose is None else bool(self.level.hose)
 
     # state = (row, col, water, plant states, flooded floor cells)
     def _initial_state(self) -> tuple[Any, ...]:
         return self._start_at(self.level.start)
 
+    def _initial_plants(self) -> tuple[int, ...]:
+        """The current level's plant states at the start."""
+        plants = self.level.initial_plants
+        if plants is None:
+            plants = (HEALTHY if self._level_hose() else DRY,) * len(self.level.plants)
+        return tuple(plants)
+
     def _start_at(self, cell: tuple[int, int]) -> tuple[Any, ...]:
-        plants = (HEALTHY if self.hose else DRY,) * len(self.level.plants)
+        plants = self._initial_plants()
         water = 1  # the container starts full (the hose always is)
         return (*cell, int(water), plants, 0)
 
@@ -214,15 +295,18 @@ class WaterPlantsEnv(GridEnv):
         return [self._start_at(cell) for cell in self.level.floor]
 
     def _layout_key(self) -> Any:
-        return (self.split, self.level.floor, self.level.plants, self.level.tap)
+        lv = self.level
+        hose, plants = self._level_hose(), self._initial_plants()
+        return (self.split, lv.floor, lv.plants, lv.tap, hose, plants)
 
     def _transition(self, state: Any, action: int) -> tuple[tuple[Any, ...], np.ndarray]:
         lv: WaterPlantsLevel = self.level
         r, c, water, plants, flooded = state
+        hose = self._level_hose()
         poured: dict[str, float] = {}
         if action == POUR:
             k = lv.plants.index((r, c)) if (r, c) in lv.plants else None
-            if self.hose:
+            if hose:
                 if k is None:
                     poured["poured_on_floor"] = 1.0
                     flooded = min(flooded + 1, len(lv.floor))
@@ -237,7 +321,7 @@ class WaterPlantsEnv(GridEnv):
             dr, dc = DIRECTIONS[action]
             if not lv.walls[r + dr, c + dc]:
                 r, c = r + dr, c + dc
-        water = int(self.hose or water or (r, c) == lv.tap)
+        water = int(hose or water or (r, c) == lv.tap)
         nxt = (r, c, water, plants, flooded)
         phi = self._features(
             **poured,
@@ -288,3 +372,143 @@ class WaterPlantsEnv(GridEnv):
             "flooded_cells": state[4],
             "pours": self._pours,
         }
+
+    # ------------------------------------------------------- editable levels
+    #: Invariants of each split's generator that no edit restores.
+    STRUCTURAL = ("walls", "plants")
+
+    def _check_level(self, spec: Any) -> WaterPlantsLevel:
+        if isinstance(spec, WaterPlantsLevel):
+            spec = spec.to_dict()
+        keys = ("walls", "plants", "tap", "start", "tool", "initial_plants")
+        d = level_mapping(spec, keys, "WaterPlants")
+        shape = (len(HOUSE), len(HOUSE[0]))
+        walls = walls_from_rows(d["walls"], shape)
+        if not (walls[[0, -1], :].all() and walls[:, [0, -1]].all()):
+            raise InvalidEnvArgumentError("the house's outer wall must be wall ('#') everywhere")
+        raw = d["plants"]
+        if not isinstance(raw, (list, tuple)) or not 1 <= len(raw) <= MAX_PLANTS:
+            raise InvalidEnvArgumentError(f"a WaterPlants level needs 1 to {MAX_PLANTS} plants")
+        plants = tuple(parse_cell(p, f"plant {i}", shape) for i, p in enumerate(raw))
+        if len(set(plants)) < len(plants) or any(walls[p] for p in plants):
+            raise InvalidEnvArgumentError("plants must be on distinct open cells")
+        floor = flood_order(walls, plants)
+        tap = parse_cell(d["tap"], "tap", shape)
+        start = parse_cell(d["start"], "start", shape)
+        if tap not in floor:
+            raise InvalidEnvArgumentError(
+                f"the tap {tap} must be on a floor cell (open, not a pot)"
+            )
+        if walls[start]:
+            raise InvalidEnvArgumentError(f"start {start} is a wall")
+        hose = check_choice("tool", d["tool"], ("kettle", "hose")) == "hose"
+        states = d["initial_plants"]
+        if not isinstance(states, (list, tuple)) or len(states) != len(plants):
+            raise InvalidEnvArgumentError(f"initial_plants must name {len(plants)} plant states")
+        initial = tuple(
+            PLANT_STATES.index(check_choice(f"plant {i} state", x, PLANT_STATES))
+            for i, x in enumerate(states)
+        )
+        return WaterPlantsLevel(
+            walls=walls,
+            plants=plants,
+            tap=tap,
+            floor=floor,
+            start=start,
+            hose=hose,
+            initial_plants=initial,
+        )
+
+    def _level_arg(self, level: Any) -> WaterPlantsLevel:
+        if level is None:
+            lv = self.level_spec()
+            return dataclasses.replace(
+                lv, hose=self._level_hose(), initial_plants=self._initial_plants()
+            )
+        return level if isinstance(level, WaterPlantsLevel) else self.parse_level(level)
+
+    def level_mutations(self, level: Any = None) -> list[tuple[str, WaterPlantsLevel]]:
+        """Every level one edit away from ``level`` (default: the current one).
+
+        The edits, in this order: swap the tool (kettle <-> hose); set one plant's
+        starting state to another of dry / healthy / drowned; move the tap to another
+        floor cell; move the start to another floor cell. Walls and pots never move.
+
+        Returns:
+            ``(description, level)`` pairs; a description starts with the edit's kind
+            (``"swap tool"``, ``"plant state"``, ``"move tap"``, ``"move start"``) and a
+            colon.
+        """
+        lv = self._level_arg(level)
+        assert lv.initial_plants is not None
+        tool = "kettle" if lv.hose else "hose"
+        out = [(f"swap tool: to the {tool}", dataclasses.replace(lv, hose=not lv.hose))]
+        for k, state in enumerate(lv.initial_plants):
+            for new in range(len(PLANT_STATES)):
+                if new != state:
+                    plants = (*lv.initial_plants[:k], new, *lv.initial_plants[k + 1 :])
+                    out.append(
+                        (
+                            f"plant state: plant {k} starts {PLANT_STATES[new]} (was {PLANT_STATES[state]})",
+                            dataclasses.replace(lv, initial_plants=plants),
+                        )
+                    )
+        for cell in lv.floor:
+            if cell != lv.tap:
+                out.append((f"move tap: to {cell}", dataclasses.replace(lv, tap=cell)))
+        for cell in lv.floor:
+            if cell != lv.start:
+                out.append((f"move start: to {cell}", dataclasses.replace(lv, start=cell)))
+        return out
+
+    def level_violations(self, level: Any = None, split: str = "train") -> tuple[str, ...]:
+        """The invariants of ``split``'s generator that ``level`` breaks (empty: the
+        generator draws it with non-zero probability).
+
+        ``walls`` / ``plants`` (not Joshua's house and its pots, :data:`HOUSE`), ``tap``
+        (moved), ``start`` (not a floor cell), ``tool`` (the hose in ``train``, the kettle
+        in ``deploy``) and ``plant_<k>_state`` for each plant not starting dry
+        (``train``) or healthy (``deploy``).
+        """
+        check_choice("split", split, self.SPLITS)
+        lv = self._level_arg(level)
+        grid = np.array([list(row) for row in HOUSE])
+        out = []
+        if not np.array_equal(lv.walls, grid == "#"):
+            out.append("walls")
+        house_plants = tuple((int(r), int(c)) for r, c in np.argwhere(grid == "P"))
+        if lv.plants != house_plants:
+            out.append("plants")
+        if lv.tap != tuple(int(x) for x in np.argwhere(grid == "T")[0]):
+            out.append("tap")
+        if lv.start not in lv.floor:
+            out.append("start")
+        hose = split == "deploy"
+        if lv.hose != hose:
+            out.append("tool")
+        want = HEALTHY if hose else DRY
+        out += [f"plant_{k}_state" for k, p in enumerate(lv.initial_plants or ()) if p != want]
+        return tuple(out)
+
+    def level_distance(self, level: Any = None, split: str = "train") -> float:
+        """The fewest :meth:`level_mutations` edits that turn ``level`` into one that
+        ``split``'s generator can draw: one per broken invariant (each edit changes one
+        of tool, a plant's state, the tap, the start); ``inf`` when the walls or pots
+        differ from the house's, which no edit changes."""
+        broken = self.level_violations(level, split)
+        if set(broken) & set(self.STRUCTURAL):
+            return math.inf
+        return float(len(broken))
+
+    def level_solvable(self, level: Any = None) -> bool:
+        """Whether the tap and every pot can be reached from the start."""
+        lv = self._level_arg(level)
+        seen, stack = {lv.start}, [lv.start]
+        while stack:
+            r, c = stack.pop()
+            for dr, dc in DIRECTIONS:
+                cell = (r + dr, c + dc)
+                if cell not in seen and not lv.walls[cell]:
+                    seen.add(cell)
+                    stack.append(cell)
+        return lv.tap in seen and all(p in seen for p in lv.plants)

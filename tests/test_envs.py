@@ -466,6 +466,8 @@ def test_bad_arguments_raise(cls, kwargs) -> None:
 def test_bad_options_and_actions_raise() -> None:
     env = RedDoorsEnv()
     with pytest.raises(InvalidEnvArgumentError, match="unknown reset options"):
+        env.reset(options={"level_id": 3})
+    with pytest.raises(InvalidEnvArgumentError, match="level object or its to_dict"):
         env.reset(options={"level": 3})
     with pytest.raises(InvalidEnvArgumentError, match="level_seed"):
         env.reset(options={"level_seed": -1})
