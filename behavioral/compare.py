@@ -698,6 +698,61 @@ def pearson_distances(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.n
     return np.where(const_x ^ const_y, 0.5, dist)
 
 
+def bootstrap_pearson_distances(
+    x: np.ndarray, y: np.ndarray, incidence: sp.csr_array, counts: np.ndarray
+) -> np.ndarray:
+    """:func:`pearson_distances` of ``x`` and ``y`` (U,) under the weights ``counts @
+    incidence``, without forming that (B, U) matrix.
+
+    Args:
+        x, y: (U,) values at U items (e.g. canonical rewards at distinct transitions).
+        incidence: (N, U) non-negative sparse counts of each item in each group (e.g. how
+            often each transition occurs in each episode).
+        counts: (B, N) non-negative weight of each group in each resample.
+
+    Every weighted sum is linear in the weights, so it is ``counts @ (incidence @ f)`` for
+    f in (1, x, y, x², y², x y): O(B N) instead of O(B U). Whether ``x`` (or ``y``) is
+    constant on a resample's support is decided exactly, from each group's range of values,
+    not from a variance computed with cancellation. The same constant convention as
+    :func:`pearson_distance` (0 if both are constant, 0.5 if one is).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    inc = sp.csr_array(incidence)
+    # centre first: the moments below are then of values of order their spread
+    xc = x - x.mean()
+    yc = y - y.mean()
+    f = np.stack([np.ones_like(xc), xc, yc, xc * xc, yc * yc, xc * yc], axis=1)  # (U, 6)
+    sums = counts @ (inc @ f)  # (B, 6)
+    w0 = sums[:, 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mx, my = sums[:, 1] / w0, sums[:, 2] / w0
+        vx = sums[:, 3] / w0 - mx * mx
+        vy = sums[:, 4] / w0 - my * my
+        cov = sums[:, 5] / w0 - mx * my
+        rho = cov / np.sqrt(vx * vy)
+    present = counts > 0  # (B, N) groups in each resample
+
+    def constant(v: np.ndarray) -> np.ndarray:
+        """(B,) whether ``v`` takes one value (to roundoff) on each resample's support."""
+        coo = inc.tocoo()
+        row, col = coo.row[coo.data > 0], coo.col[coo.data > 0]
+        lo = np.full(inc.shape[0], np.inf)
+        hi = np.full(inc.shape[0], -np.inf)
+        np.minimum.at(lo, row, v[col])
+        np.maximum.at(hi, row, v[col])
+        low = np.where(present, lo[None, :], np.inf).min(axis=1)
+        high = np.where(present, hi[None, :], -np.inf).max(axis=1)
+        scale = max(float(np.abs(v).max()), 1e-300)
+        return (high - low) <= _CONSTANT_RTOL * scale
+
+    const_x, const_y = constant(x), constant(y)
+    rho = np.clip(np.nan_to_num(rho), -1.0, 1.0)
+    dist = np.sqrt((1.0 - rho) / 2.0)
+    dist = np.where(const_x & const_y, 0.0, dist)
+    return np.where(const_x ^ const_y, 0.5, dist)
+
+
 # --------------------------------------------------------------------------- EPIC
 
 

@@ -605,3 +605,32 @@ def test_batched_pearson_distances_match_the_single_one() -> None:
     const = np.full(30, 2.0)
     np.testing.assert_array_equal(compare.pearson_distances(const, y, w), 0.5)
     np.testing.assert_array_equal(compare.pearson_distances(const, const, w), 0.0)
+
+
+def test_bootstrap_pearson_distances_match_the_dense_weights() -> None:
+    """Grouped sums give the same distances as the (B, U) weight matrix, and constancy on a
+    resample's support (here: resamples missing the only group where x varies) is exact."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(1)
+    U, N, B = 40, 12, 200
+    x, y = rng.normal(size=U) * 100 + 1e4, rng.normal(size=U)
+    inc = sp.random_array((N, U), density=0.3, rng=rng, format="csr")
+    inc.data = np.ceil(inc.data * 3)
+    counts = rng.multinomial(N, np.full(N, 1.0 / N), size=B).astype(float)
+    dense = counts @ inc.toarray()
+    keep = dense.sum(axis=1) > 0
+    fast = compare.bootstrap_pearson_distances(x, y, inc, counts)[keep]
+    np.testing.assert_allclose(fast, compare.pearson_distances(x, y, dense[keep]), atol=1e-9)
+    # x varies only on items 0..4, which only group 0 holds
+    x2 = np.full(U, 3.0)
+    x2[:5] = rng.normal(size=5)
+    dense2 = inc.toarray()
+    dense2[:, :5] = 0.0
+    dense2[0, :5] = 1.0
+    got = compare.bootstrap_pearson_distances(x2, y, sp.csr_array(dense2), counts)
+    weights = counts @ dense2
+    without = (counts[:, 0] == 0) & (weights.sum(axis=1) > 0)
+    assert without.any() and np.all(got[without] == 0.5)  # x constant there, y not
+    ok = (counts[:, 0] > 0) & (weights.sum(axis=1) > 0)
+    np.testing.assert_allclose(got[ok], compare.pearson_distances(x2, y, weights[ok]), atol=1e-9)

@@ -126,15 +126,26 @@ def _available(models: Sequence[TabularModel], state_weights: Sequence[np.ndarra
             continue
         A = m.n_actions
         rows = (states[:, None] * A + np.arange(A)).ravel()
-        sub = sp.csr_array(m.transitions[rows])
-        coo = sub.tocoo()
-        src = rows[coo.row]
+        src, col, prob = _row_entries(m.transitions, rows)
         s, a = src // A, src % A
-        weight = w[s] / A * coo.data
+        weight = w[s] / A * prob
         o = offsets[level]
-        parts.append((s + o, a, coo.col.astype(np.int64) + o, weight))
+        parts.append((s + o, a, col + o, weight))
     s, a, t, w = (np.concatenate(x) for x in zip(*parts))
     return s.astype(np.int64), a.astype(np.int64), t, w / w.sum()
+
+
+def _row_entries(T: sp.csr_array, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The non-zeros of the CSR rows ``rows``: (their row, column, value), read straight
+    from the CSR arrays (scipy's row slicing costs more than the reading)."""
+    start, stop = T.indptr[rows], T.indptr[rows + 1]
+    sizes = (stop - start).astype(np.int64)
+    src = np.repeat(rows.astype(np.int64), sizes)
+    # positions start[k], start[k] + 1, ..., stop[k] - 1 of every row k, concatenated
+    first = np.repeat(start.astype(np.int64) - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
+    pos = first + np.arange(int(sizes.sum()), dtype=np.int64)
+    keep = T.data[pos] > 0
+    return src[keep], T.indices[pos][keep].astype(np.int64), T.data[pos][keep]
 
 
 def choice_set(

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,7 +31,7 @@ from behavioral.auditing.candidates import (
 )
 from behavioral.auditing.decision import VERDICTS, DecisionConfig, decide
 from behavioral.auditing.evidence import gather
-from behavioral.auditing.fitting import BETA_MAX, CandidateFitter, Nuisances
+from behavioral.auditing.fitting import BETA_MAX, FTOL, GTOL, CandidateFitter, Nuisances
 from behavioral.auditing.result import Audit
 from behavioral.errors import (
     InvalidArgumentError,
@@ -38,7 +39,14 @@ from behavioral.errors import (
     InvalidModelError,
     UnknownObjectiveError,
 )
-from behavioral.irl.maxent import Demonstration, RecoveredReward, _to_demo, maxent_irl
+from behavioral.irl.maxent import (
+    Demonstration,
+    LevelStack,
+    MaxEntObjective,
+    RecoveredReward,
+    _to_demo,
+    fit_objective,
+)
 from behavioral.tabular import TabularModel
 
 __all__ = ["VERDICTS", "ObjectiveSpec", "audit_demonstrations", "candidate_rewards"]
@@ -70,15 +78,16 @@ def _check_options(confidence: Any, n_bootstrap: Any, lapse: Any) -> None:
         raise InvalidArgumentError(f"lapse must be True, False or 'auto', got {lapse!r}")
 
 
-def _recover(
-    models: Sequence[TabularModel], demos: Sequence[Demonstration], l2: float
-) -> RecoveredReward:
+def _recover(stack: LevelStack, l2: float) -> RecoveredReward:
     """The behavioural objective by MaxEnt IRL over the levels' features (one-hot states
-    when the levels have no features and share their state space)."""
+    when the levels have no features and share their state space), on the audit's stack."""
+    models = stack.models
     has_feats = all(m.features is not None for m in models)
     if not has_feats and len({m.n_states for m in models}) != 1:
         raise InvalidModelError("levels without features must share their state space")
-    return maxent_irl(models, demos, features="model" if has_feats else "states", l2=l2)
+    t0 = time.perf_counter()
+    problem = MaxEntObjective(stack, features="model" if has_feats else "states", l2=l2)
+    return fit_objective(problem, gtol=GTOL, ftol=FTOL, t0=t0)
 
 
 def _recovered_dof(recovered: RecoveredReward) -> int:
@@ -193,11 +202,7 @@ def audit_demonstrations(
     proxies = tuple(n for n in cands if n != base and n not in aliases)
     roles = {n: "base" if n == base else "alias" if n in aliases else "proxy" for n in cands}
 
-    # 2. The behavioural objective.
-    if recovered is None:
-        recovered = _recover(model_list, demos, l2)
-
-    # 3. The fits.
+    # 2. The behavioural objective, fitted on the stack the candidates are fitted on.
     nuisances = Nuisances(
         living_reward=living_reward,
         discounts=tuple(discounts or ()),
@@ -205,6 +210,10 @@ def audit_demonstrations(
         min_evidence=min_evidence,
     )
     fitter = CandidateFitter(model_list, demos, nuisances)
+    if recovered is None:
+        recovered = _recover(fitter.stack, l2)
+
+    # 3. The fits.
     fits, null, lapse_gain = fitter.fit_all(cands, roles)
     rec_ll = fitter.likelihoods(recovered.rewards)
 

@@ -116,7 +116,6 @@ def gather(
         for n, r in [("__recovered__", rec), *stacked.items()]
     }
     counts = bootstrap_counts(N, n_bootstrap, rng)
-    trans_w = np.asarray((sp.csr_array(counts) @ dt.by_episode).todense())  # (B, U)
     ones = visits[None, :]
     null_ll = null.episode_ll
     rec_gain = float(np.mean(recovered_ll - null_ll))
@@ -128,7 +127,10 @@ def gather(
         ll_lo, ll_hi = percentile_ci(counts @ f.episode_ll / N, confidence)
         d_lo, d_hi = percentile_ci(counts @ delta / N, confidence)
         e_lo, e_hi = percentile_ci(
-            compare.pearson_distances(canon["__recovered__"], canon[name], trans_w), confidence
+            compare.bootstrap_pearson_distances(
+                canon["__recovered__"], canon[name], dt.by_episode, counts
+            ),
+            confidence,
         )
         choice_epic[name] = (
             0.0 if name == base else distance(stacked[name], stacked[base], choice, gamma)

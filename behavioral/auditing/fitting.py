@@ -182,8 +182,10 @@ class CandidateFitter:
         rewards: Sequence[np.ndarray] | None,
         *,
         lapse: bool = False,
+        discounts: Sequence[float] | None = None,
     ) -> CandidateFit:
-        """The best fit over the discount grid (``rewards=None``: the null model).
+        """The best fit over the discount grid (``rewards=None``: the null model), or over
+        ``discounts`` when given.
 
         Each discount's lapse-free fit starts from the previous discount's solution and
         is kept, so that refining it with a lapse later does not repeat it.
@@ -194,7 +196,7 @@ class CandidateFitter:
         best: CandidateFit | None = None
         init: np.ndarray | None = None
         lapse_init: tuple[np.ndarray, float] | None = None
-        for gamma in self.discounts:
+        for gamma in self.discounts if discounts is None else discounts:
             key = (role, name, gamma)
             if key not in self._fits:
                 problem = MaxEntObjective.from_stack(self.stack, feats, names, discount=gamma)
@@ -260,11 +262,16 @@ class CandidateFitter:
         fits = run(list(jobs), mode is True)
         gain = None
         if mode == "auto" and len(fits) > 1:
+            # Do the data show lapses? The best candidate, at the discount its lapse-free
+            # fit chose, refitted with a lapse: if that raises its log-likelihood by
+            # min_evidence, every candidate and the null model get the lapse.
             top = max((n for n in fits if n in candidates), key=lambda n: fits[n].total)
-            trial = self.fit(top, roles[top], candidates[top], lapse=True)
+            trial = self.fit(
+                top, roles[top], candidates[top], lapse=True, discounts=(fits[top].discount,)
+            )
             gain = trial.total - fits[top].total
             if gain >= self.nuisances.min_evidence:
-                fits = {top: trial, **run([n for n in jobs if n != top], True)}
+                fits = run(list(jobs), True)
         null = fits.pop("\0null")
         return {n: fits[n] for n in candidates}, null, gain
 

@@ -44,7 +44,7 @@ from threadpoolctl import ThreadpoolController
 
 from behavioral import _kernels
 from behavioral.errors import InvalidDemonstrationError, InvalidModelError
-from behavioral.tabular import TabularModel
+from behavioral.tabular import TabularModel, absorbing_states
 
 __all__ = [
     "Demonstration",
@@ -265,6 +265,8 @@ class LevelStack:
         self.horizon = first.horizon
         self.n_actions = first.n_actions
         self._local = threading.local()
+        self._keys: dict[int, np.ndarray] = {}
+        self._absorb: dict[int, np.ndarray] = {}
         self.demos = [self._checked(d) for d in demonstrations]
         self.n_demos = len(self.demos)
         starts: dict[int, np.ndarray] = {}
@@ -309,8 +311,7 @@ class LevelStack:
                 f"[{d.actions.min()}, {d.actions.max()}]"
             )
         rows = d.states[:-1] * m.n_actions + d.actions
-        probs = np.asarray(m.transitions[rows, d.states[1:]]).ravel()
-        bad = np.flatnonzero(probs <= 0)
+        bad = np.flatnonzero(~self._feasible(d.level, rows, d.states[1:]))
         if bad.size:
             t = int(bad[0])
             raise InvalidDemonstrationError(
@@ -318,13 +319,34 @@ class LevelStack:
                 f"state {d.states[t]} --action {d.actions[t]}--> state {d.states[t + 1]} has "
                 "probability 0 in the model (wrong level or a dataset from another env?)"
             )
-        if n < m.horizon and not _is_absorbing(m, int(d.states[n])):
+        if n < m.horizon and not self._absorbing(d.level)[int(d.states[n])]:
             raise InvalidDemonstrationError(
                 f"a demonstration on level {d.level} has {n} < horizon={m.horizon} steps but "
                 f"its last state {int(d.states[n])} is not absorbing in the model: "
                 "early-ending episodes must end in an absorbing (terminal) state"
             )
         return d
+
+    def _feasible(self, level: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Whether ``P(cols | rows) > 0`` in level ``level``'s transition matrix: a binary
+        search in the sorted keys ``row * S + col`` of its non-zeros (built once)."""
+        keys = self._keys.get(level)
+        m = self.models[level]
+        if keys is None:
+            T = m.transitions
+            owner = np.repeat(np.arange(T.shape[0], dtype=np.int64), np.diff(T.indptr))
+            keys = owner * m.n_states + T.indices.astype(np.int64)
+            keys = self._keys[level] = keys[T.data > 0]  # sorted: CSR rows, sorted indices
+        q = rows.astype(np.int64) * m.n_states + cols.astype(np.int64)
+        if keys.size == 0:
+            return np.zeros(q.shape, dtype=bool)
+        return keys[np.minimum(np.searchsorted(keys, q), keys.size - 1)] == q
+
+    def _absorbing(self, level: int) -> np.ndarray:
+        mask = self._absorb.get(level)
+        if mask is None:
+            mask = self._absorb[level] = absorbing_states(self.models[level])
+        return mask
 
     def _make_chunk(self, levels: list[int], starts: Mapping[int, np.ndarray]) -> _Chunk:
         H = self.horizon
@@ -394,13 +416,6 @@ class LevelStack:
         ]
 
 
-def _is_absorbing(model: TabularModel, s: int) -> bool:
-    A = model.n_actions
-    T = model.transitions
-    rows = np.arange(s * A, (s + 1) * A)
-    return bool(np.all(np.asarray(T[rows, np.full(A, s)]).ravel() > 1.0 - 1e-12))
-
-
 class MaxEntObjective:
     """The negative MaxEnt dual ``-g(theta)`` and its gradient over a set of levels.
 
@@ -433,10 +448,9 @@ class MaxEntObjective:
             )
         if not np.isfinite(l2) or l2 < 0:
             raise ValueError(f"l2 must be a non-negative number, got {l2!r}")
-        if isinstance(models, LevelStack):
-            stack = models
-        else:
-            _check_feature_modes(models, features)
+        stack = models if isinstance(models, LevelStack) else None
+        _check_feature_modes(stack.models if stack else models, features)
+        if stack is None:
             stack = LevelStack(models, demonstrations)
         first = stack.models[0]
         for i, m in enumerate(stack.models):
@@ -740,6 +754,7 @@ def maxent_irl(
     init: np.ndarray | None = None,
     max_iter: int = 1000,
     gtol: float = 1e-8,
+    ftol: float = 1e-15,
     cv_folds: int = 5,
     cv_grid: Sequence[float] = (1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0),
     seed: int = 0,
@@ -767,6 +782,7 @@ def maxent_irl(
         init: initial weights (K,), default zeros.
         max_iter: L-BFGS iteration limit.
         gtol: L-BFGS projected-gradient tolerance.
+        ftol: L-BFGS tolerance on the relative change of the objective.
         cv_folds, cv_grid: cross-validation folds and candidate coefficients (``l2="cv"``).
         seed: seeds the assignment of demonstrations to folds (``l2="cv"``).
 
@@ -805,7 +821,7 @@ def maxent_irl(
             gtol=gtol,
         ).attrs["selected"]
     problem = MaxEntObjective(model_list, demos, features=features, l2=float(l2))
-    return fit_objective(problem, init=init, max_iter=max_iter, gtol=gtol, t0=t0)
+    return fit_objective(problem, init=init, max_iter=max_iter, gtol=gtol, ftol=ftol, t0=t0)
 
 
 def select_l2(
