@@ -16,7 +16,7 @@
 #
 # This notebook audits a PPO policy from the zoo that ships with `behavioral`, from the
 # policy to the verdict to the report, then audits a policy and objectives of your own.
-# Every number below is computed by the run (about 2 minutes on 2 cores).
+# Every number below is computed by the run (about a minute on 2 cores).
 #
 # **The story.** In RedDoors a maze has coloured doors in its outer wall; one of them,
 # marked by a faint exit sign, is the exit. The designer rewards reaching the exit: the
@@ -26,7 +26,8 @@
 # split the exit is not red and a red decoy door exists.
 #
 # This notebook is generated from `analyses/walkthrough.py` (a percent-cell script):
-# edit the script, then `jupytext --to notebook --execute analyses/walkthrough.py`.
+# edit the script, then run `jupytext --to notebook analyses/walkthrough.py` and
+# `jupyter-execute --inplace analyses/walkthrough.ipynb` (the `notebook` extra).
 
 # %%
 import io

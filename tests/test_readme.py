@@ -183,3 +183,29 @@ def test_readme_block_runs_as_written(program: Program, tmp_path: Path) -> None:
     output = [line.strip() for line in proc.stdout.splitlines()]
     missing = in_order(program.expected, output)
     assert not missing, f"{program.name}: expected lines {missing} not in output:\n{proc.stdout}"
+
+
+def github_slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, markup and punctuation dropped,
+    spaces to hyphens."""
+    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def test_github_slug() -> None:
+    assert github_slug("Comparing rewards: EPIC (`behavioral.compare`)") == (
+        "comparing-rewards-epic-behavioralcompare"
+    )
+    assert github_slug("Does the audit get it right? The detection suite") == (
+        "does-the-audit-get-it-right-the-detection-suite"
+    )
+
+
+def test_readme_contents_links_point_at_headings() -> None:
+    text = README.read_text(encoding="utf-8")
+    outside_code = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    headings = {github_slug(h) for h in re.findall(r"^#{1,6} (.+)$", outside_code, flags=re.M)}
+    links = re.findall(r"\]\(#([^)]+)\)", text)
+    assert links, "the README has a contents list"
+    assert not [a for a in links if a not in headings], sorted(headings)
