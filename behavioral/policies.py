@@ -66,6 +66,7 @@ __all__ = [
     "env_state_index",
     "env_tabular_model",
     "epsilon_greedy_policy",
+    "has_tabular_model",
     "load_ppo",
     "optimal_values",
     "save_sb3",
@@ -111,6 +112,13 @@ def env_tabular_model(env: gym.Env) -> TabularModel:
     raise EnvContractError(
         f"{type(u).__name__} has no tabular_model() and is not a seals tabular env"
     )
+
+
+def has_tabular_model(env: Any) -> bool:
+    """Whether :func:`env_tabular_model` can build a model of ``env``'s levels: it has
+    ``tabular_model()`` (the environment contract) or is a seals tabular env."""
+    u = getattr(env, "unwrapped", env)
+    return callable(getattr(u, "tabular_model", None)) or _is_seals_tabular(u)
 
 
 def env_state_index(env: gym.Env) -> int:
@@ -889,7 +897,7 @@ class _PolicySpec:
     def from_data(cls, data: Mapping[str, Any], env: gym.Env | None, path: Path) -> _PolicySpec:
         unsafe = _unsafe(path)
         policy_class = _policy_class(data.get("policy_class"), unsafe)
-        obs_space = _box_space(data.get("observation_space"))
+        obs_space = _box_space(data.get("observation_space"), env)
         if obs_space is None:
             if env is None:
                 raise unsafe("its observation space is stored only pickled (pass env=)")
@@ -988,8 +996,15 @@ def _policy_class(entry: Any, unsafe: Callable[[str], UnsafePolicyError]) -> str
     )
 
 
-def _box_space(entry: Any) -> gym.spaces.Box | None:
-    """A Box from SB3's readable fields (shape, dtype, scalar bounds), or None."""
+def _box_space(entry: Any, env: gym.Env | None) -> gym.spaces.Box | None:
+    """A Box from SB3's readable fields (shape, dtype, bounds), or None.
+
+    Bounds are read from ``low_repr``/``high_repr`` (a number) or from the printed arrays
+    ``low``/``high`` when complete. Where they are not readable (NumPy elides large
+    arrays), ``env``'s bounds are used when its space has the same shape and dtype, and
+    for float observations no bounds at all: SB3's networks use the bounds of integer
+    (image) spaces only, so the policy computes the same either way.
+    """
     if not isinstance(entry, dict) or entry.get(":type:") != "<class 'gymnasium.spaces.box.Box'>":
         return None
     shape, dtype = entry.get("_shape"), entry.get("dtype")
@@ -1000,13 +1015,41 @@ def _box_space(entry: Any) -> gym.spaces.Box | None:
         and dtype in _BOX_DTYPES
     ):
         return None
-    try:
-        low, high = float(entry.get("low_repr")), float(entry.get("high_repr"))
-    except (TypeError, ValueError):
-        return None  # bounds that differ per element are stored only pickled
-    if np.dtype(dtype).kind in "iub" and not (math.isfinite(low) and math.isfinite(high)):
+    shape, dtype = tuple(shape), np.dtype(dtype)
+    low = _bound(entry, "low", shape)
+    high = _bound(entry, "high", shape)
+    if low is None or high is None:
+        theirs = None if env is None else env.observation_space
+        if isinstance(theirs, gym.spaces.Box) and (theirs.shape, theirs.dtype) == (shape, dtype):
+            return theirs
+        if dtype.kind != "f":
+            return None
+        low, high = -np.inf, np.inf
+    if dtype.kind in "iub" and not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
         return None
-    return gym.spaces.Box(low=low, high=high, shape=tuple(shape), dtype=np.dtype(dtype))
+    try:
+        return gym.spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
+    except (ValueError, TypeError, AssertionError):
+        return None
+
+
+def _bound(entry: Mapping[str, Any], key: str, shape: tuple[int, ...]) -> Any:
+    """A Box bound from its readable text: a number, or a complete printed array."""
+    text = entry.get(f"{key}_repr")
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        pass
+    text = entry.get(key)
+    if not isinstance(text, str) or "..." in text or len(text) > 1 << 20:
+        return None
+    try:
+        values = [float(x) for x in text.replace("[", " ").replace("]", " ").split()]
+    except ValueError:
+        return None
+    if len(values) != math.prod(shape):
+        return None
+    return np.asarray(values, dtype=np.float64).reshape(shape)
 
 
 def _discrete_space_of(entry: Any) -> gym.spaces.Discrete | None:
