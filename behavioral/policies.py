@@ -60,6 +60,7 @@ __all__ = [
     "SB3Policy",
     "SoftOptimalPolicy",
     "TabularPlanner",
+    "UniformPolicy",
     "as_policy",
     "check_action",
     "check_policy_fits_env",
@@ -246,6 +247,30 @@ class CallablePolicy:
 
     def __repr__(self) -> str:
         return f"CallablePolicy({self._description!r})"
+
+
+class UniformPolicy:
+    """Uniformly random actions in any env with a ``Discrete`` action space (the CLI's
+    ``random``). It draws like a tabular planner with a constant objective (the same
+    ``rng.choice`` over equal probabilities) but needs no model of the env."""
+
+    @property
+    def description(self) -> str:
+        return "uniformly random actions"
+
+    def reset(self, env: gym.Env, rng: np.random.Generator) -> None:
+        del env, rng
+
+    def act(
+        self, obs: Any, env: gym.Env, rng: np.random.Generator, *, deterministic: bool = False
+    ) -> int:
+        del obs, deterministic  # every action is equally probable
+        space = _discrete_space(env)
+        n = int(space.n)
+        return int(rng.choice(n, p=np.full(n, 1.0 / n))) + int(space.start)
+
+    def __repr__(self) -> str:
+        return "UniformPolicy()"
 
 
 class SB3Policy:
