@@ -104,6 +104,7 @@ def audit(
         kwargs, episodes=episodes, method=method, seed=seed, deterministic=deterministic,
         progress_bar=progress_bar, replay=replay, base=base, method_kwargs=method_kwargs,
     )  # fmt: skip
+    seed, episodes = check_seed(seed), check_int(episodes, "episodes", minimum=1)
     objectives = _checked_objectives(objectives)
     ss = np.random.SeedSequence(seed)
     irl_seed, boot_seed = (int(s.generate_state(1)[0]) for s in ss.spawn(2))
