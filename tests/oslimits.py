@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 __all__ = [
-    "no_dac_available",
     "namespaces_available",
+    "no_dac_available",
     "run_on_full_disk",
     "run_on_read_only",
     "run_without_dac",

@@ -287,7 +287,7 @@ def test_limits_name_themselves_and_how_to_raise_them(saved: Path, monkeypatch) 
         load_dataset(saved, max_bytes=1000)
     assert len(load_dataset(saved, max_bytes=10**6)) == 6
     monkeypatch.setattr(rollout_mod, "MAX_EPISODES_JSON_BYTES", 100)
-    with pytest.raises(DatasetTooLargeError, match="episodes.json"):
+    with pytest.raises(DatasetTooLargeError, match=r"episodes\.json"):
         load_dataset(saved)
 
 
@@ -295,7 +295,7 @@ def test_oversized_metadata_is_refused(saved: Path) -> None:
     meta = _meta(saved)
     meta["policy"] = "x" * (2 << 20)
     (saved / "metadata.json").write_text(json.dumps(meta))
-    with pytest.raises(DatasetTooLargeError, match="metadata.json"):
+    with pytest.raises(DatasetTooLargeError, match=r"metadata\.json"):
         load_dataset(saved)
 
 
@@ -383,7 +383,7 @@ def test_an_invented_outcome_column_is_caught(saved: Path) -> None:
         doc["data"]["outcome.won"] = [True] * doc["n_rows"]
 
     _edit_episodes(saved, edit)
-    with pytest.raises(DatasetMismatchError, match="outcome.won"):
+    with pytest.raises(DatasetMismatchError, match=r"outcome\.won"):
         load_dataset(saved).verify(_env(saved))
 
 

@@ -32,8 +32,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from behavioral.cli.parser import build_parser, one_line
-from behavioral.cli.specs import CLIError, PolicySpec, load_policy
+from behavioral.cli.parser import build_parser
+from behavioral.cli.specs import CLIError, PolicySpec, load_policy, one_line
 
 __all__ = ["CLIError", "PolicySpec", "build_parser", "load_policy", "main"]
 

@@ -15,8 +15,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from behavioral.cli.parser import one_line
-from behavioral.cli.specs import PLANNER_BETA, PolicySpec, load_policy, make_env, zoo_env_kwargs
+from behavioral.cli.specs import (
+    PLANNER_BETA,
+    PolicySpec,
+    load_policy,
+    make_env,
+    one_line,
+    zoo_env_kwargs,
+)
 
 __all__ = ["DEMO_PLANNERS", "DEMO_SPLITS", "DEMO_ZOO", "cmd_demo"]
 

@@ -10,7 +10,9 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-__all__ = ["build_parser", "one_line"]
+from behavioral.cli.specs import one_line
+
+__all__ = ["build_parser"]
 
 SAFETY = (
     "Files are data, never code: a policy .zip is read without unpickling anything (its "
@@ -29,11 +31,6 @@ ENV_HELP = (
     "registered gymnasium id (behavioral/RedDoors-v0, behavioral/WaterPlants-v0 -- aliases "
     "reddoors, waterplants -- seals/CliffWorld7x4-v0, ...)"
 )
-
-
-def one_line(message: Any) -> str:
-    """``message`` on one line (whitespace runs collapsed)."""
-    return " ".join(str(message).split())
 
 
 class Parser(argparse.ArgumentParser):

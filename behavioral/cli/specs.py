@@ -25,6 +25,7 @@ __all__ = [
     "env_id",
     "load_policy",
     "make_env",
+    "one_line",
     "policy_and_env",
     "zoo_env_kwargs",
 ]
@@ -34,6 +35,11 @@ ENV_ALIASES = {
     "waterplants": "behavioral/WaterPlants-v0",
 }
 PLANNER_BETA = 5.0
+
+
+def one_line(message: Any) -> str:
+    """``message`` on one line (whitespace runs collapsed)."""
+    return " ".join(str(message).split())
 
 
 class CLIError(BehavioralError, ValueError):
