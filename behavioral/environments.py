@@ -48,7 +48,7 @@ __all__ = [
 
 #: A registered gymnasium id without a module part: ``Name-vN`` or ``namespace/Name-vN``.
 ENV_ID_PATTERN = re.compile(
-    r"^(?:[A-Za-z][A-Za-z0-9_.-]{0,63}/)?[A-Za-z][A-Za-z0-9_.-]{0,127}-v\d{1,4}$"
+    r"\A(?:[A-Za-z][A-Za-z0-9_.-]{0,63}/)?[A-Za-z][A-Za-z0-9_.-]{0,127}-v\d{1,4}\Z"
 )
 
 #: Id prefix (a namespace ``ns/`` or a name prefix) -> the package whose import registers
@@ -69,7 +69,7 @@ def check_env_id(env_id: Any) -> str:
     """``env_id`` if it matches :data:`ENV_ID_PATTERN`, else InvalidEnvIdError."""
     if not isinstance(env_id, str):
         raise InvalidEnvIdError(f"an env id must be a string, got {env_id!r}")
-    if not ENV_ID_PATTERN.match(env_id):
+    if not ENV_ID_PATTERN.fullmatch(env_id):
         why = (
             "ids with a module part are refused, because gymnasium would import that module"
             if ":" in env_id

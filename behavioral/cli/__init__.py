@@ -60,8 +60,9 @@ def _sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
-def _os_error_message(err: OSError) -> str:
-    """An OSError as one line naming the user's path (not the hidden staging copy)."""
+def _os_error_message(err: OSError, out: str | None = None) -> str:
+    """An OSError as one line naming the user's path (not the hidden staging copy); a
+    write error without a file name (a full disk) names the command's output ``out``."""
     if err.errno is None or not err.strerror:
         return one_line(err)
     what = {
@@ -76,16 +77,18 @@ def _os_error_message(err: OSError) -> str:
     if name:
         name = _STAGED.sub(r"/\1", name)
         return f"cannot write or read {name}: {what}"
+    if out and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
+        return f"cannot write {out}: {what}"
     return what
 
 
-def _error_message(err: BaseException) -> str:
+def _error_message(err: BaseException, out: str | None = None) -> str:
     if isinstance(err, KeyError) and err.args:
         return one_line(err.args[0])
     if isinstance(err, OSError) and not err.args[1:] and err.errno is None:
         return one_line(err) or type(err).__name__
     if isinstance(err, OSError):
-        return _os_error_message(err)
+        return _os_error_message(err, out)
     return one_line(err) or type(err).__name__
 
 
@@ -105,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("behavioral: terminated\n")
         return 143
     except (BehavioralError, OSError) as err:
-        sys.stderr.write(f"behavioral: error: {_error_message(err)}\n")
+        sys.stderr.write(f"behavioral: error: {_error_message(err, getattr(args, 'out', None))}\n")
         return 1
     except MemoryError:
         sys.stderr.write("behavioral: error: out of memory\n")
