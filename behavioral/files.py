@@ -241,6 +241,21 @@ def _check_parent(target: Path) -> None:
         raise OutputError(f"cannot write in {probe} ({reason}), so {target} cannot be created")
 
 
+def _check_name_length(target: Path) -> None:
+    probe = target.parent
+    while not probe.is_dir():
+        probe = probe.parent
+    try:
+        limit = os.pathconf(probe, "PC_NAME_MAX")
+    except (OSError, ValueError):  # pragma: no cover - no limit reported
+        return
+    if len(os.fsencode(target.name)) > limit:
+        raise OutputError(
+            f"the name {target.name[:40]}... has {len(os.fsencode(target.name))} bytes; this "
+            f"file system allows {limit}"
+        )
+
+
 def _read_only(path: Path) -> bool:
     try:
         return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
@@ -278,10 +293,13 @@ def check_target(
         raise InvalidArgumentError(f"an output path must be a str or path, got {path!r}")
     if not os.fspath(path):
         raise OutputError("the output path is empty")
+    if "\0" in os.fspath(path):
+        raise OutputError(f"the output path {os.fspath(path)!r} contains a NUL character")
     target = _absolute(path)
     if not target.name or target.name in (".", ".."):
         raise OutputError(f"{path!s} names no file or directory to write")
     _check_parent(target)
+    _check_name_length(target)
     if os.path.lexists(target):
         if not overwrite:
             raise OutputExistsError(f"{path!s} exists; pass --force (overwrite=True) to replace it")

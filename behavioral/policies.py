@@ -843,7 +843,8 @@ def check_policy_fits_env(model: Any, env: gym.Env) -> None:
         type(have) is not type(want) or getattr(have, "shape", None) != getattr(want, "shape", None)
     ):
         raise PolicyEnvMismatchError(
-            f"the policy takes observations {_space_str(have)}, the env emits {_space_str(want)}"
+            f"the policy takes observations {_space_str(have)}; this env's observations are "
+            f"{_space_str(want)}"
         )
     have_a, want_a = getattr(model, "action_space", None), env.action_space
     if have_a is not None and (
@@ -869,9 +870,13 @@ def _zip_member(zf: Any, name: str, limit: int, path: Path) -> bytes:
     except KeyError:
         raise PolicyFileError(f"{path} has no {name!r}: not a stable-baselines3 zip") from None
     if info.file_size > limit:
+        knob = (
+            "load_ppo(..., max_bytes=N) raises it"
+            if name == "policy.pth"
+            else "behavioral.policies.MAX_POLICY_DATA_BYTES"
+        )
         raise PolicyFileError(
-            f"{path}: {name} is {info.file_size} bytes, above the limit of {limit} bytes "
-            "(load_ppo(..., max_bytes=...) raises the limit for weights)"
+            f"{path}: {name} is {info.file_size} bytes, above the limit of {limit} bytes ({knob})"
         )
     with zf.open(info) as fh:
         data = fh.read(limit + 1)
@@ -925,7 +930,7 @@ class _PolicySpec:
         obs_space = _box_space(data.get("observation_space"), env)
         if obs_space is None:
             if env is None:
-                raise unsafe("its observation space is stored only pickled (pass env=)")
+                raise unsafe("its observation space is stored only pickled (pass env=, CLI --env)")
             obs_space = env.observation_space
         act_space = _discrete_space_of(data.get("action_space"))
         if act_space is None:
@@ -960,11 +965,11 @@ class _PolicySpec:
             raise PolicyFileError(f"{path}: cannot rebuild its policy network: {err}") from None
         try:
             state = torch.load(weights, map_location="cpu", weights_only=True)
-        except Exception as err:  # torch raises UnpicklingError, RuntimeError, ...
+        except Exception:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
             raise UnsafePolicyError(
-                f"{path}: policy.pth is not a plain tensor file and would need unpickling "
-                f"({' '.join(str(err).split())[:200]}); pass trusted=True "
-                "(CLI: --trust-policy-file) only if you trust this file"
+                f"{path}: policy.pth is not a plain file of tensors (torch's weights-only "
+                "loader refused it), so it could only be read by unpickling; pass "
+                "trusted=True (CLI: --trust-policy-file) only if you trust this file"
             ) from None
         _check_state_dict(state, policy.state_dict(), path)
         policy.load_state_dict(state, strict=True)

@@ -633,6 +633,8 @@ def _same(a: Any, b: Any) -> bool:
         return a_missing and b_missing
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b  # seeds, counts: exact
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
     return bool(a == b)
@@ -667,7 +669,13 @@ def _compare_replay(
         raise mismatch("the rewards differ")
     if bool(tr.terminal) != played.terminated:
         raise mismatch("the terminal flag differs")
-    if states is not None and (played.states is None or not np.array_equal(played.states, states)):
+    if (states is None) != (played.states is None):
+        raise mismatch(
+            "the dataset records no state indices but the env has them"
+            if states is None
+            else "the dataset records state indices but the env has none"
+        )
+    if states is not None and not np.array_equal(played.states, states):
         raise mismatch("the state indices differ")
     expected = _episode_row(i, 0, played)
     for name in sorted(c for c in columns if _is_checked_column(c)):
@@ -1193,6 +1201,8 @@ def load_dataset(
         DatasetMismatchError: ``env_id`` or ``split`` differ from the recorded ones.
     """
     max_bytes = check_int(max_bytes, "max_bytes", minimum=1)
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise InvalidArgumentError(f"a dataset path must be a str or path, got {path!r}")
     path = Path(path)
     if not path.is_dir():
         raise DatasetNotFoundError(f"no dataset directory at {path}")

@@ -361,6 +361,8 @@ def test_an_honest_dataset_replays(saved: Path) -> None:
         ("outcome.door_color", lambda v: "blue" if v != "blue" else "green", "door_color"),
         ("return.exit", lambda v: v + 1.0, "return.exit"),
         ("return", lambda v: v + 0.5, "return"),
+        ("level_seed", lambda v: v + 1, "level_seed"),  # integers compare exactly
+        ("truncated", lambda v: not v, "truncated"),
     ],
 )
 def test_forged_outcomes_and_returns_are_caught(
@@ -401,6 +403,15 @@ def test_forged_arrays_are_caught_by_the_replay(saved: Path, array: str) -> None
         forged[1] = 1.0 - forged[1]
     _rewrite_arrays(saved, **{array: forged})
     with pytest.raises(DatasetMismatchError):
+        load_dataset(saved).verify(_env(saved))
+
+
+def test_dropped_state_indices_are_caught(saved: Path) -> None:
+    arrays = _arrays(saved)
+    del arrays["states"]
+    np.savez(saved / "arrays.npz", **arrays)
+    _rehash(saved)
+    with pytest.raises(DatasetMismatchError, match="no state indices but the env has them"):
         load_dataset(saved).verify(_env(saved))
 
 

@@ -120,7 +120,7 @@ def test_pickled_weights_are_refused(tmp_path: Path) -> None:
         tmp_path / "evil.zip",
         **{"policy.pth": pickle.dumps(_Marker(marker))},
     )
-    with pytest.raises(UnsafePolicyError, match="would need unpickling"):
+    with pytest.raises(UnsafePolicyError, match="could only be read by unpickling"):
         load_ppo(evil)
     assert not marker.exists()
     # a torch file holding an arbitrary object (not just tensors) is refused too

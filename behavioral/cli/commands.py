@@ -35,7 +35,7 @@ def _not_with_dataset(args: argparse.Namespace) -> None:
     ]
     if given:
         raise CLIError(
-            f"{', '.join(given)} do(es) not apply with --dataset: the dataset records its "
+            f"{', '.join(given)} cannot be combined with --dataset: the dataset records its "
             "episodes, env, split and env arguments (pass either --policy or --dataset, not both)"
         )
 
