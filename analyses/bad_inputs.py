@@ -42,7 +42,6 @@ import hashlib
 import io
 import json
 import pickle
-import resource
 import shlex
 import shutil
 import signal
@@ -1310,14 +1309,14 @@ def process_cases() -> None:
     def full_disk(argv: list[str]) -> Callable[[Path, World], subprocess.CompletedProcess[str]]:
         def run(d: Path, w: World) -> subprocess.CompletedProcess[str]:
             return oslimits.run_on_full_disk(
-                [py, "-m", "behavioral", *argv], d / "mnt", size="96k", cwd=d, env=env
+                measured(d, [py, "-m", "behavioral", *argv]), d / "mnt", size="96k", cwd=d, env=env
             )
 
         return run
 
     def filled_disk(argv: list[str]) -> Callable[[Path, World], subprocess.CompletedProcess[str]]:
         def run(d: Path, w: World) -> subprocess.CompletedProcess[str]:
-            command = f"head -c 1000000 /dev/zero > mnt/fill 2>/dev/null; exec {shlex.join([py, '-m', 'behavioral', *argv])}"
+            command = f"head -c 1000000 /dev/zero > mnt/fill 2>/dev/null; exec {shlex.join(measured(d, [py, '-m', 'behavioral', *argv]))}"
             return oslimits.run_on_full_disk(
                 ["sh", "-c", command], d / "mnt", size="96k", cwd=d, env=env
             )
@@ -1328,7 +1327,7 @@ def process_cases() -> None:
         def run(d: Path, w: World) -> subprocess.CompletedProcess[str]:
             (d / "ro").mkdir()
             return oslimits.run_on_read_only(
-                [py, "-m", "behavioral", *argv], d / "ro", cwd=d, env=env
+                measured(d, [py, "-m", "behavioral", *argv]), d / "ro", cwd=d, env=env
             )
 
         return run
@@ -1337,7 +1336,9 @@ def process_cases() -> None:
         def run(d: Path, w: World) -> subprocess.CompletedProcess[str]:
             (d / "theirs").mkdir()
             os.chown(d / "theirs", 65534, 65534)
-            return oslimits.run_without_dac([py, "-m", "behavioral", *argv], cwd=d, env=env)
+            return oslimits.run_without_dac(
+                measured(d, [py, "-m", "behavioral", *argv]), cwd=d, env=env
+            )
 
         return run
 
@@ -1442,7 +1443,7 @@ def process_cases() -> None:
             [py, "-c", code], cwd=d, env=env, capture_output=True, check=False, timeout=TIMEOUT
         )
         # the next command (without --force) restores the old report and refuses
-        return subprocess.run([py, "-m", "behavioral", "audit", "--dataset", "data", "--out", "existing"],
+        return subprocess.run(measured(d, [py, "-m", "behavioral", "audit", "--dataset", "data", "--out", "existing"]),
                               cwd=d, env=env, capture_output=True, text=True, check=False, timeout=TIMEOUT)  # fmt: skip
 
     case(
@@ -1474,7 +1475,7 @@ def process_cases() -> None:
     def two_writers(d: Path, w: World) -> subprocess.CompletedProcess[str]:
         with lock_held(d / "rep"):
             return subprocess.run(
-                [py, "-m", "behavioral", "audit", "--dataset", "data", "--out", "rep", "--force"],
+                measured(d, [py, "-m", "behavioral", "audit", "--dataset", "data", "--out", "rep", "--force"]),
                 cwd=d, env=env, capture_output=True, text=True, check=False, timeout=TIMEOUT,
             )  # fmt: skip
 
@@ -1578,25 +1579,56 @@ def run_forked(c: Case, d: Path, w: World) -> dict[str, Any]:
     return rec
 
 
+_WAIT4 = """
+import os, sys
+out, argv = sys.argv[1], sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    os.execvp(argv[0], argv)
+_, status, usage = os.wait4(pid, 0)
+with open(out, "w") as fh:
+    fh.write(str(usage.ru_maxrss))
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def measured(d: Path, argv: list[str]) -> list[str]:
+    """``argv`` run under a parent that records its peak RSS (KiB) in ``d/.rss``."""
+    return [sys.executable, "-c", _WAIT4, str(d / ".rss"), *argv]
+
+
+def fresh_process_mb(tmp: Path) -> float:
+    """Peak RSS of a fresh process that imports what the CLI's commands import."""
+    code = (
+        "import behavioral.cli.commands, behavioral.rollout, behavioral.auditing, behavioral.report"
+    )
+    subprocess.run(measured(tmp, [sys.executable, "-c", code]), check=True, timeout=TIMEOUT)
+    mb = int((tmp / ".rss").read_text()) / 1024
+    (tmp / ".rss").unlink()
+    return mb
+
+
 def run_process(c: Case, d: Path, w: World) -> dict[str, Any]:
     t0 = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     proc = c.process(d, w)  # type: ignore[misc]
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    rss = d / ".rss"
+    peak = int(rss.read_text()) / 1024 - FRESH_MB if rss.exists() else float("nan")
+    rss.unlink(missing_ok=True)
     code = proc.returncode
     rec = {
         "result": "accepted" if code == 0 else "refused" if code in (1, 2, 130, 143) else "crashed",
         "error": f"exit {code}",
         "stdout": proc.stdout or "",
         "stderr": proc.stderr or "",
-        # children's peak RSS is cumulative: report it only when this case raised it
-        "peak_mb": max(0.0, peak / 1024 - BASELINE_MB) if peak > before else float("nan"),
+        "peak_mb": max(0.0, peak) if peak == peak else peak,  # NaN: not measured
         "seconds": time.perf_counter() - t0,
     }
     return rec
 
 
-BASELINE_MB = 0.0
+BASELINE_MB = 0.0  # the forking process's RSS (cases forked from it)
+FRESH_MB = 0.0  # a fresh process with the library imported (cases run as processes)
 
 
 def judge(
@@ -1701,7 +1733,7 @@ def summarize(rows: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    global BASELINE_MB
+    global BASELINE_MB, FRESH_MB
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--csv", type=Path, default=REPO / "analyses" / "results" / "bad_inputs.csv"
@@ -1736,6 +1768,7 @@ def main() -> None:
         world = build_world(root)
         warm_up(world)
         BASELINE_MB = vm_rss_mb()
+        FRESH_MB = fresh_process_mb(root)
         rows = []
         t0 = time.perf_counter()
         for i, c in enumerate(cases, 1):
@@ -1759,7 +1792,10 @@ def main() -> None:
     print()
     print(summarize(rows))
     print(f"\n{len(rows)} cases in {time.perf_counter() - t0:.0f} s; rows in {args.csv}")
-    print(f"peak MB: above the forking process ({BASELINE_MB:.0f} MB with the library imported)")
+    print(
+        f"peak MB: above the process a case starts from -- {BASELINE_MB:.0f} MB for cases forked "
+        f"from the sweep, {FRESH_MB:.0f} MB for a fresh python with the library imported"
+    )
 
 
 if __name__ == "__main__":
