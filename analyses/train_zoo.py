@@ -82,6 +82,7 @@ def train_entry(name: str, out: Path, *, progress_bar: bool = True) -> Path:
         progress_bar=progress_bar,
         ppo_kwargs=cfg.ppo_kwargs,
         save_path=path,
+        overwrite=True,  # regenerating an entry replaces its zip
         torch_threads=1,
     )
     return path

@@ -66,6 +66,11 @@ class EnvContractError(BehavioralError, TypeError):
     ``state_index()``, inconsistent ``info["objectives"]``, unsupported spaces, ...)."""
 
 
+class ResourceLimitError(BehavioralError, ValueError):
+    """An input asks for more memory or work than a documented limit allows; the message
+    names the limit and how to raise it. Refused before the memory is spent."""
+
+
 class DatasetError(BehavioralError, ValueError):
     """A trajectory dataset is invalid, unreadable, or does not match what was expected."""
 
@@ -88,8 +93,29 @@ class DatasetMismatchError(DatasetError):
     """A dataset does not match the env (id, level seeds, spaces) it is used with."""
 
 
-class DatasetExistsError(BehavioralError, FileExistsError):
+class OutputError(BehavioralError, OSError):
+    """An output target cannot be written: its parent is a file, it is not writable, or
+    it is not something the library would replace (see :mod:`behavioral.files`)."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """The output target exists (or appeared while the output was being written) and
+    ``overwrite=True`` / ``--force`` was not given; nothing was changed."""
+
+
+class OutputBusyError(OutputError):
+    """Another process is writing the same output target right now (it holds the
+    target's lock); nothing was changed."""
+
+
+class DatasetExistsError(OutputExistsError):
     """Saving a dataset would overwrite an existing one (pass ``overwrite=True``)."""
+
+
+class DatasetTooLargeError(DatasetError, ResourceLimitError):
+    """A saved dataset declares (or holds) more data than the documented limit
+    (``behavioral.rollout.MAX_DATASET_BYTES``, raised with ``load_dataset(...,
+    max_bytes=...)`` or the CLI's ``--max-dataset-bytes``); refused before decompressing."""
 
 
 class DatasetNotFoundError(BehavioralError, FileNotFoundError):
@@ -101,6 +127,27 @@ class UnknownEnvError(BehavioralError, KeyError):
 
     def __str__(self) -> str:  # KeyError would show the repr of the message
         return str(self.args[0]) if self.args else ""
+
+
+class InvalidEnvIdError(BehavioralError, ValueError):
+    """An env id is not of the form ``Name-vN`` or ``namespace/Name-vN``. Ids with a module
+    part (``module:Name-vN``) are refused: gymnasium would import that module, so an id read
+    from a file could run code."""
+
+
+class PolicyFileError(BehavioralError, ValueError):
+    """A policy file is not a readable stable-baselines3 PPO zip (missing members,
+    malformed ``data``, weights that do not fit the network, above the size limit)."""
+
+
+class UnsafePolicyError(PolicyFileError):
+    """A policy zip can only be restored by unpickling parts of it (custom classes,
+    functions, or pickled weights); refused unless the file is explicitly trusted
+    (``load_ppo(..., trusted=True)``, CLI ``--trust-policy-file``)."""
+
+
+class PolicyEnvMismatchError(BehavioralError, ValueError):
+    """A policy's observation or action space does not fit the env it is run in."""
 
 
 class UnknownZooEntryError(BehavioralError, KeyError):

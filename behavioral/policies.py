@@ -22,12 +22,12 @@ global RNG state is never read or changed.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import os
-import tempfile
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -39,7 +39,10 @@ from behavioral.errors import (
     InvalidActionError,
     InvalidArgumentError,
     InvalidModelError,
+    PolicyEnvMismatchError,
+    PolicyFileError,
     UnknownObjectiveError,
+    UnsafePolicyError,
     UnsupportedPolicyError,
 )
 from behavioral.tabular import (
@@ -57,11 +60,14 @@ __all__ = [
     "SB3Policy",
     "SoftOptimalPolicy",
     "TabularPlanner",
+    "UniformPolicy",
     "as_policy",
     "check_action",
+    "check_policy_fits_env",
     "env_state_index",
     "env_tabular_model",
     "epsilon_greedy_policy",
+    "has_tabular_model",
     "load_ppo",
     "optimal_values",
     "save_sb3",
@@ -107,6 +113,13 @@ def env_tabular_model(env: gym.Env) -> TabularModel:
     raise EnvContractError(
         f"{type(u).__name__} has no tabular_model() and is not a seals tabular env"
     )
+
+
+def has_tabular_model(env: Any) -> bool:
+    """Whether :func:`env_tabular_model` can build a model of ``env``'s levels: it has
+    ``tabular_model()`` (the environment contract) or is a seals tabular env."""
+    u = getattr(env, "unwrapped", env)
+    return callable(getattr(u, "tabular_model", None)) or _is_seals_tabular(u)
 
 
 def env_state_index(env: gym.Env) -> int:
@@ -234,6 +247,32 @@ class CallablePolicy:
 
     def __repr__(self) -> str:
         return f"CallablePolicy({self._description!r})"
+
+
+class UniformPolicy:
+    """Uniformly random actions in any env with a ``Discrete`` action space (the CLI's
+    ``random``). It draws like a tabular planner with a constant objective (the same
+    ``rng.choice`` over equal probabilities) but needs no model of the env."""
+
+    behavioral_name = "random"
+
+    @property
+    def description(self) -> str:
+        return "uniformly random actions"
+
+    def reset(self, env: gym.Env, rng: np.random.Generator) -> None:
+        del env, rng
+
+    def act(
+        self, obs: Any, env: gym.Env, rng: np.random.Generator, *, deterministic: bool = False
+    ) -> int:
+        del obs, deterministic  # every action is equally probable
+        space = _discrete_space(env)
+        n = int(space.n)
+        return int(rng.choice(n, p=np.full(n, 1.0 / n))) + int(space.start)
+
+    def __repr__(self) -> str:
+        return "UniformPolicy()"
 
 
 class SB3Policy:
@@ -589,6 +628,11 @@ class TabularPlanner:
             return repr(self.objective)
         return getattr(self.objective, "__qualname__", repr(self.objective))
 
+    def _objective_name(self) -> str:
+        if isinstance(self.objective, str):
+            return self.objective
+        return getattr(self.objective, "__name__", type(self.objective).__name__)
+
 
 class SoftOptimalPolicy(TabularPlanner):
     """Boltzmann-rational planner: ``pi_t(a|s) ∝ exp(Q_t(s, a))`` with ``Q`` the soft
@@ -607,6 +651,11 @@ class SoftOptimalPolicy(TabularPlanner):
 
     def _plan(self, model: TabularModel, reward: np.ndarray) -> np.ndarray:
         return soft_optimal_policy(model, reward, self.beta)
+
+    @property
+    def behavioral_name(self) -> str:
+        """``planner:OBJECTIVE:BETA``, the CLI's spec of this planner."""
+        return f"planner:{self._objective_name()}:{self.beta:g}"
 
     def __repr__(self) -> str:
         return f"SoftOptimalPolicy(objective={self._objective_repr()}, beta={self.beta!r}{self._discount_repr()})"
@@ -630,11 +679,28 @@ class EpsilonGreedyPolicy(TabularPlanner):
     def _plan(self, model: TabularModel, reward: np.ndarray) -> np.ndarray:
         return epsilon_greedy_policy(model, reward, self.epsilon)
 
+    @property
+    def behavioral_name(self) -> str:
+        """``epsilon:OBJECTIVE:EPSILON``."""
+        return f"epsilon:{self._objective_name()}:{self.epsilon:g}"
+
     def __repr__(self) -> str:
         return f"EpsilonGreedyPolicy(objective={self._objective_repr()}, epsilon={self.epsilon!r}{self._discount_repr()})"
 
 
 # --------------------------------------------------------------------------- adapter
+
+
+def policy_name(policy: Any) -> str | None:
+    """A short name of a policy for titles and tables, if it has one: a zoo entry's name, a
+    policy file's name, a planner's spec (``planner:red_door:5``). It is read from the
+    object's ``behavioral_name`` attribute (``load_zoo`` and ``load_ppo`` set it on the
+    models they return; planners have it as a property); None when there is none."""
+    for obj in (policy, getattr(policy, "model", None)):
+        name = getattr(obj, "behavioral_name", None)
+        if isinstance(name, str) and name:
+            return name
+    return None
 
 
 def as_policy(obj: Any, *, description: str | None = None) -> Policy:
@@ -663,38 +729,471 @@ def as_policy(obj: Any, *, description: str | None = None) -> Policy:
 # --------------------------------------------------------------------------- base optimizer
 
 
-def save_sb3(model: Any, path: str | os.PathLike[str]) -> Path:
-    """Save an SB3 model in its zip format, atomically (temp file + ``os.replace``).
+def save_sb3(model: Any, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Save an SB3 model in its zip format as a published output (:mod:`behavioral.files`).
 
     ``.zip`` is appended when ``path`` has no suffix (as SB3 does). Returns the path
     written.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is False.
+        OutputError: ``path`` cannot be written.
     """
+    from behavioral import files
+
     path = Path(path)
     if path.suffix == "":
         path = path.with_name(path.name + ".zip")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with files.reserve(path, kind="file", overwrite=overwrite) as res, res.stage() as tmp:
+        with open(tmp, "xb") as f:
             model.save(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return res.target
 
 
-def load_ppo(path: str | os.PathLike[str], *, device: str = "cpu") -> Any:
-    """Load a PPO model saved by :func:`train_ppo` / :func:`save_sb3`.
+# --------------------------------------------------------------------------- loading PPO zips
 
-    SB3's zip format is trusted input: like any pickle-based format it can run code,
-    so load only files you or the package produced.
+#: Largest ``data`` member (SB3's JSON of the model's attributes) read from a policy zip.
+MAX_POLICY_DATA_BYTES = 64 << 20
+#: Largest ``policy.pth`` (the network's weights) read from a policy zip. Raise it with
+#: ``load_ppo(..., max_bytes=...)``.
+MAX_POLICY_WEIGHTS_BYTES = 1 << 30
+
+_POLICY_MODULE = "stable_baselines3.common.policies"
+_POLICY_CLASSES = ("ActorCriticPolicy", "ActorCriticCnnPolicy")
+_ACTIVATIONS = (
+    "Tanh",
+    "ReLU",
+    "LeakyReLU",
+    "ELU",
+    "GELU",
+    "SiLU",
+    "Sigmoid",
+    "Softplus",
+    "Identity",
+)
+_EXTRACTORS = ("FlattenExtractor", "NatureCNN")
+_PLAIN_POLICY_KWARGS = {
+    "net_arch",
+    "ortho_init",
+    "log_std_init",
+    "full_std",
+    "use_expln",
+    "share_features_extractor",
+    "normalize_images",
+    "features_extractor_kwargs",
+}
+_CLASS_POLICY_KWARGS = {"activation_fn", "features_extractor_class"}
+_IGNORED_POLICY_KWARGS = {"optimizer_class", "optimizer_kwargs"}  # training only
+_BOX_DTYPES = ("float16", "float32", "float64", "uint8", "int8", "int16", "int32", "int64", "bool")
+_HYPERPARAMETERS = {
+    "gamma": float,
+    "gae_lambda": float,
+    "ent_coef": float,
+    "vf_coef": float,
+    "max_grad_norm": float,
+    "n_steps": int,
+    "batch_size": int,
+    "n_epochs": int,
+    "n_envs": int,
+    "num_timesteps": int,
+    "seed": int,
+}
+
+
+def load_ppo(
+    path: str | os.PathLike[str],
+    *,
+    trusted: bool = False,
+    env: gym.Env | None = None,
+    device: str = "cpu",
+    max_bytes: int = MAX_POLICY_WEIGHTS_BYTES,
+) -> Any:
+    """Load a stable-baselines3 PPO zip (e.g. from :func:`train_ppo` or ``PPO.save``).
+
+    By default nothing in the file is unpickled, so a policy handed over by the people
+    being audited cannot run code: the zip's ``data`` member is read as plain JSON,
+    ignoring every ``:serialized:`` (cloudpickle) blob; the network is rebuilt from the
+    readable fields -- observation and action spaces, policy class, ``net_arch``,
+    activation and feature extractor (named, from a fixed list), or the spaces of ``env``
+    where the file's cannot be read -- and the weights are read from ``policy.pth`` with
+    ``torch.load(weights_only=True)``, their names and shapes checked against the rebuilt
+    network. The result is a ``PPO`` ready to act (``predict``); its training state
+    (optimizer, schedules, rollout buffer) is not restored. Its ``behavioral_name`` is the
+    file's name (what reports call the policy).
+
+    ``trusted=True`` uses SB3's own ``PPO.load`` instead, which unpickles the file's
+    objects (custom policy classes, schedules): only for files you produced yourself.
+
+    Args:
+        path: the ``.zip``.
+        trusted: load with SB3's pickle-based loader.
+        env: the env the policy will act in; its spaces must fit the policy's (and stand
+            in for spaces the file stores only pickled).
+        device: torch device.
+        max_bytes: largest ``policy.pth`` read (default :data:`MAX_POLICY_WEIGHTS_BYTES`).
+
+    Raises:
+        PolicyFileError: not a readable PPO zip (missing members, bad JSON, weights that do
+            not fit, a member above its size limit).
+        UnsafePolicyError: restoring the policy would need unpickling (a custom policy
+            class or activation, spaces stored only pickled and no ``env``); pass
+            ``trusted=True`` if you trust the file.
+        PolicyEnvMismatchError: ``env``'s spaces do not fit the policy.
     """
+    if not isinstance(trusted, bool):
+        raise InvalidArgumentError(f"trusted must be a bool, got {trusted!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise PolicyFileError(f"{path} is not a file")
+    if trusted:
+        model = _load_ppo_trusted(path, device)
+    else:
+        model = _load_ppo_safe(path, env, device, max_bytes)
+    if env is not None:
+        check_policy_fits_env(model, env)
+    model.behavioral_name = path.name  # the short name reports and tables show
+    return model
+
+
+def _load_ppo_trusted(path: Path, device: str) -> Any:
     from stable_baselines3 import PPO
 
-    return PPO.load(path, device=device)
+    try:
+        return PPO.load(path, device=device)
+    except Exception as err:  # SB3/zipfile/torch raise many types for a bad file
+        raise PolicyFileError(
+            f"cannot load {path} as a stable-baselines3 PPO zip: {' '.join(str(err).split())}"
+        ) from None
+
+
+def check_policy_fits_env(model: Any, env: gym.Env) -> None:
+    """Raise :class:`PolicyEnvMismatchError` unless ``model``'s spaces fit ``env``'s."""
+    have = getattr(model, "observation_space", None)
+    want = env.observation_space
+    if have is not None and (
+        type(have) is not type(want) or getattr(have, "shape", None) != getattr(want, "shape", None)
+    ):
+        raise PolicyEnvMismatchError(
+            f"the policy takes observations {_space_str(have)}; this env's observations are "
+            f"{_space_str(want)}"
+        )
+    have_a, want_a = getattr(model, "action_space", None), env.action_space
+    if have_a is not None and (
+        type(have_a) is not type(want_a) or getattr(have_a, "n", None) != getattr(want_a, "n", None)
+    ):
+        raise PolicyEnvMismatchError(
+            f"the policy chooses among actions {_space_str(have_a)}, the env has {_space_str(want_a)}"
+        )
+
+
+def _space_str(space: Any) -> str:
+    if isinstance(space, gym.spaces.Box):
+        return f"of shape {tuple(space.shape)} ({space.dtype})"
+    if isinstance(space, gym.spaces.Discrete):
+        return f"Discrete({int(space.n)})"
+    return type(space).__name__
+
+
+def _zip_member(zf: Any, name: str, limit: int, path: Path) -> bytes:
+    """Read one member of ``zf`` with its declared size checked and its reading capped."""
+    try:
+        info = zf.getinfo(name)
+    except KeyError:
+        raise PolicyFileError(f"{path} has no {name!r}: not a stable-baselines3 zip") from None
+    if info.file_size > limit:
+        knob = (
+            "load_ppo(..., max_bytes=N) raises it"
+            if name == "policy.pth"
+            else "behavioral.policies.MAX_POLICY_DATA_BYTES"
+        )
+        raise PolicyFileError(
+            f"{path}: {name} is {info.file_size} bytes, above the limit of {limit} bytes ({knob})"
+        )
+    with zf.open(info) as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:  # pragma: no cover - zipfile stops at the declared size
+        raise PolicyFileError(f"{path}: {name} is larger than declared")
+    return data
+
+
+def _load_ppo_safe(path: Path, env: gym.Env | None, device: str, max_bytes: int) -> Any:
+    import io
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            raw = _zip_member(zf, "data", MAX_POLICY_DATA_BYTES, path)
+            weights = _zip_member(zf, "policy.pth", int(max_bytes), path)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
+        if isinstance(err, PolicyFileError):
+            raise
+        raise PolicyFileError(
+            f"cannot load {path} as a stable-baselines3 PPO zip: {' '.join(str(err).split())}"
+        ) from None
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as err:
+        raise PolicyFileError(f"{path}: its 'data' member is not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise PolicyFileError(f"{path}: its 'data' member is not a JSON object")
+    spec = _PolicySpec.from_data(data, env, path)
+    return spec.build(io.BytesIO(weights), data, device, path)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"non-JSON constant {name}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _PolicySpec:
+    """What is needed to rebuild an SB3 actor-critic policy, read without unpickling."""
+
+    policy_class: str
+    observation_space: gym.spaces.Space
+    action_space: gym.spaces.Discrete
+    policy_kwargs: Mapping[str, Any]
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any], env: gym.Env | None, path: Path) -> _PolicySpec:
+        unsafe = _unsafe(path)
+        policy_class = _policy_class(data.get("policy_class"), unsafe)
+        obs_space = _box_space(data.get("observation_space"), env)
+        if obs_space is None:
+            if env is None:
+                raise unsafe("its observation space is stored only pickled (pass env=, CLI --env)")
+            obs_space = env.observation_space
+        act_space = _discrete_space_of(data.get("action_space"))
+        if act_space is None:
+            if env is None or not isinstance(env.action_space, gym.spaces.Discrete):
+                raise unsafe("its action space is not a readable Discrete space")
+            act_space = env.action_space
+        if data.get("use_sde") not in (None, False):
+            raise unsafe("it uses state-dependent exploration (continuous actions)")
+        kwargs = _policy_kwargs(data.get("policy_kwargs", {}), unsafe)
+        return cls(policy_class, obs_space, act_space, kwargs)
+
+    def build(self, weights: Any, data: Mapping[str, Any], device: str, path: Path) -> Any:
+        import torch
+        from stable_baselines3 import PPO
+        from stable_baselines3.common import policies as sb3_policies
+        from stable_baselines3.common import torch_layers
+
+        kwargs = dict(self.policy_kwargs)
+        for key, module in (
+            ("activation_fn", torch.nn),
+            ("features_extractor_class", torch_layers),
+        ):
+            if key in kwargs:
+                kwargs[key] = getattr(module, kwargs[key])
+        policy_cls = getattr(sb3_policies, self.policy_class)
+        try:
+            with torch.random.fork_rng(devices=[]):  # initialisation draws from torch's RNG
+                policy = policy_cls(
+                    self.observation_space, self.action_space, _zero_schedule, **kwargs
+                )
+        except (TypeError, ValueError, AssertionError, RuntimeError) as err:
+            raise PolicyFileError(f"{path}: cannot rebuild its policy network: {err}") from None
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+        except Exception:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+            raise UnsafePolicyError(
+                f"{path}: policy.pth is not a plain file of tensors (torch's weights-only "
+                "loader refused it), so it could only be read by unpickling; pass "
+                "trusted=True (CLI: --trust-policy-file) only if you trust this file"
+            ) from None
+        _check_state_dict(state, policy.state_dict(), path)
+        policy.load_state_dict(state, strict=True)
+        policy = policy.to(device)
+        policy.set_training_mode(False)
+        model = PPO(policy_cls, env=None, device=device, _init_setup_model=False)
+        model.observation_space = self.observation_space
+        model.action_space = self.action_space
+        model.policy_kwargs = dict(kwargs)
+        model.policy = policy
+        for key, kind in _HYPERPARAMETERS.items():
+            value = data.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                setattr(model, key, kind(value))
+        if isinstance(data.get("learning_rate"), (int, float)):
+            model.learning_rate = float(data["learning_rate"])
+        meta = data.get("behavioral_metadata")
+        if isinstance(meta, dict) and not _has_serialized(meta):
+            model.behavioral_metadata = meta
+        return model
+
+
+def _zero_schedule(_: float) -> float:
+    return 0.0
+
+
+def _unsafe(path: Path) -> Callable[[str], UnsafePolicyError]:
+    def make(why: str) -> UnsafePolicyError:
+        return UnsafePolicyError(
+            f"{path} cannot be loaded without unpickling: {why}; pass trusted=True "
+            "(CLI: --trust-policy-file) only if you trust this file"
+        )
+
+    return make
+
+
+def _has_serialized(value: Any) -> bool:
+    if isinstance(value, dict):
+        return ":serialized:" in value or any(_has_serialized(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_serialized(v) for v in value)
+    return False
+
+
+def _policy_class(entry: Any, unsafe: Callable[[str], UnsafePolicyError]) -> str:
+    if isinstance(entry, dict) and entry.get("__module__") == _POLICY_MODULE:
+        init = entry.get("__init__")
+        for name in _POLICY_CLASSES:
+            if isinstance(init, str) and init.startswith(f"<function {name}.__init__ "):
+                return name
+    raise unsafe(
+        "its policy class is not one of stable-baselines3's "
+        f"{', '.join(_POLICY_CLASSES)} (MlpPolicy, CnnPolicy)"
+    )
+
+
+def _box_space(entry: Any, env: gym.Env | None) -> gym.spaces.Box | None:
+    """A Box from SB3's readable fields (shape, dtype, bounds), or None.
+
+    Bounds are read from ``low_repr``/``high_repr`` (a number) or from the printed arrays
+    ``low``/``high`` when complete. Where they are not readable (NumPy elides large
+    arrays), ``env``'s bounds are used when its space has the same shape and dtype, and
+    for float observations no bounds at all: SB3's networks use the bounds of integer
+    (image) spaces only, so the policy computes the same either way.
+    """
+    if not isinstance(entry, dict) or entry.get(":type:") != "<class 'gymnasium.spaces.box.Box'>":
+        return None
+    shape, dtype = entry.get("_shape"), entry.get("dtype")
+    if not (
+        isinstance(shape, list)
+        and all(type(d) is int and 0 < d <= 1 << 20 for d in shape)
+        and math.prod(shape) <= 1 << 26
+        and dtype in _BOX_DTYPES
+    ):
+        return None
+    shape, dtype = tuple(shape), np.dtype(dtype)
+    low = _bound(entry, "low", shape)
+    high = _bound(entry, "high", shape)
+    if low is None or high is None:
+        theirs = None if env is None else env.observation_space
+        if isinstance(theirs, gym.spaces.Box) and (theirs.shape, theirs.dtype) == (shape, dtype):
+            return theirs
+        if dtype.kind != "f":
+            return None
+        low, high = -np.inf, np.inf
+    if dtype.kind in "iub" and not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        return None
+    try:
+        return gym.spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
+    except (ValueError, TypeError, AssertionError):
+        return None
+
+
+def _bound(entry: Mapping[str, Any], key: str, shape: tuple[int, ...]) -> Any:
+    """A Box bound from its readable text: a number, or a complete printed array."""
+    text = entry.get(f"{key}_repr")
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        pass
+    text = entry.get(key)
+    if not isinstance(text, str) or "..." in text or len(text) > 1 << 20:
+        return None
+    try:
+        values = [float(x) for x in text.replace("[", " ").replace("]", " ").split()]
+    except ValueError:
+        return None
+    if len(values) != math.prod(shape):
+        return None
+    return np.asarray(values, dtype=np.float64).reshape(shape)
+
+
+def _discrete_space_of(entry: Any) -> gym.spaces.Discrete | None:
+    if not isinstance(entry, dict) or entry.get(":type:") != (
+        "<class 'gymnasium.spaces.discrete.Discrete'>"
+    ):
+        return None
+    try:
+        n, start = int(str(entry.get("n"))), int(str(entry.get("start", 0)))
+    except ValueError:
+        return None
+    if not 0 < n <= 1 << 20:
+        return None
+    return gym.spaces.Discrete(n, start=start)
+
+
+def _class_name(text: Any, module: str, allowed: Sequence[str]) -> str | None:
+    if isinstance(text, str):
+        for name in allowed:
+            if text == f"<class '{module}.{name}'>" or text == name:
+                return name
+    return None
+
+
+def _policy_kwargs(entry: Any, unsafe: Callable[[str], UnsafePolicyError]) -> dict[str, Any]:
+    """The policy's keyword arguments from their plain-JSON or readable fields."""
+    if not isinstance(entry, dict):
+        raise unsafe("its policy_kwargs are not a readable mapping")
+    out: dict[str, Any] = {}
+    for key, value in entry.items():
+        if key in (":type:", ":serialized:") or key in _IGNORED_POLICY_KWARGS:
+            continue
+        if key == "activation_fn":
+            name = _class_name(value, "torch.nn.modules.activation", _ACTIVATIONS)
+            if name is None and value == "<class 'torch.nn.modules.linear.Identity'>":
+                name = "Identity"
+        elif key == "features_extractor_class":
+            name = _class_name(value, "stable_baselines3.common.torch_layers", _EXTRACTORS)
+        elif key in _PLAIN_POLICY_KWARGS and _plain_json(value):
+            out[key] = value
+            continue
+        else:
+            raise unsafe(
+                f"its policy_kwargs[{key!r}] = {str(value)[:80]!r} is not a known plain value"
+            )
+        if name is None:
+            raise unsafe(f"its policy_kwargs[{key!r}] = {str(value)[:80]!r} is not a known class")
+        out[key] = name
+    return out
+
+
+def _plain_json(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, list):
+        return all(_plain_json(v) for v in value)
+    if isinstance(value, dict):
+        return ":serialized:" not in value and all(_plain_json(v) for v in value.values())
+    return False
+
+
+def _check_state_dict(state: Any, expected: Mapping[str, Any], path: Path) -> None:
+    import torch
+
+    if not isinstance(state, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise PolicyFileError(f"{path}: policy.pth does not hold a mapping of tensors")
+    missing, extra = set(expected) - set(state), set(state) - set(expected)
+    if missing or extra:
+        raise PolicyFileError(
+            f"{path}: policy.pth does not fit the network its data describes (missing "
+            f"{sorted(missing)[:4]}, unexpected {sorted(extra)[:4]})"
+        )
+    for key, tensor in state.items():
+        want = expected[key]
+        if tuple(tensor.shape) != tuple(want.shape) or tensor.dtype != want.dtype:
+            raise PolicyFileError(
+                f"{path}: weight {key!r} is {tensor.dtype} {tuple(tensor.shape)}, the network "
+                f"needs {want.dtype} {tuple(want.shape)}"
+            )
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise PolicyFileError(f"{path}: weight {key!r} holds NaN or infinite values")
 
 
 def train_ppo(
@@ -709,6 +1208,7 @@ def train_ppo(
     progress_bar: bool = True,
     ppo_kwargs: Mapping[str, Any] | None = None,
     save_path: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
     torch_threads: int | None = 1,
 ) -> Any:
     """Train SB3 PPO on ``env_id`` (the base optimizer) with the env's training reward.
@@ -724,8 +1224,10 @@ def train_ppo(
         policy: SB3 policy name or class (``"MlpPolicy"``, ``"CnnPolicy"``).
         progress_bar: show SB3's progress bar.
         ppo_kwargs: extra ``PPO(...)`` arguments (``n_steps``, ``learning_rate``, ...).
-        save_path: if given, the model is saved there (SB3 zip, atomically, ``.zip``
-            appended when there is no suffix).
+        save_path: if given, the model is saved there (SB3 zip, through
+            :mod:`behavioral.files`, ``.zip`` appended when there is no suffix). The
+            target is checked before training starts.
+        overwrite: replace an existing ``save_path``.
         torch_threads: torch intra-op threads during training (restored afterwards);
             small MLP policies train several times faster on one thread than on a busy
             multi-core machine. None keeps torch's setting.
@@ -735,19 +1237,28 @@ def train_ppo(
         (saved with it) records library version, env id, kwargs, split, seed and steps.
 
     Raises:
-        InvalidArgumentError: non-positive ``total_timesteps``/``n_envs``, or ``split``
-            conflicting with ``env_kwargs["split"]``.
+        InvalidArgumentError: non-positive ``total_timesteps``/``n_envs``, a seed that
+            is not a non-negative int, or ``split`` conflicting with
+            ``env_kwargs["split"]``.
+        OutputExistsError: ``save_path`` exists and ``overwrite`` is False.
     """
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.utils import set_random_seed
 
     import behavioral
+    from behavioral import files
+    from behavioral.checks import check_bool, check_int, check_seed
 
-    if int(total_timesteps) < 1:
-        raise InvalidArgumentError(f"total_timesteps must be >= 1, got {total_timesteps}")
-    if int(n_envs) < 1:
-        raise InvalidArgumentError(f"n_envs must be >= 1, got {n_envs}")
+    total_timesteps = check_int(total_timesteps, "total_timesteps", minimum=1)
+    n_envs = check_int(n_envs, "n_envs", minimum=1)
+    seed = check_seed(seed)
+    check_bool(overwrite, "overwrite")
+    if save_path is not None:
+        save_path = Path(save_path)
+        if save_path.suffix == "":
+            save_path = save_path.with_name(save_path.name + ".zip")
+        files.check_target(save_path, kind="file", overwrite=overwrite)
     kwargs = dict(env_kwargs or {})
     if split is not None:
         if kwargs.get("split", split) != split:
@@ -761,12 +1272,12 @@ def train_ppo(
     model.behavioral_metadata = {
         "behavioral_version": behavioral.__version__,
         "env_id": env_id,
-        "env_kwargs": {k: _json_scalar(v) for k, v in kwargs.items()},
+        "env_kwargs": files.jsonable(kwargs),
         "split": split,
         "seed": int(seed),
         "n_envs": int(n_envs),
         "total_timesteps": int(total_timesteps),
-        "ppo_kwargs": {k: _json_scalar(v) for k, v in dict(ppo_kwargs or {}).items()},
+        "ppo_kwargs": files.jsonable(dict(ppo_kwargs or {})),
     }
     import torch
 
@@ -778,17 +1289,5 @@ def train_ppo(
     finally:
         torch.set_num_threads(threads)
     if save_path is not None:
-        save_sb3(model, save_path)
+        save_sb3(model, save_path, overwrite=overwrite)
     return model
-
-
-def _json_scalar(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [_json_scalar(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _json_scalar(v) for k, v in value.items()}
-    return repr(value)

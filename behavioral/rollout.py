@@ -21,11 +21,25 @@ On disk a dataset is one directory (:func:`save_dataset` / :func:`load_dataset`)
     arrays.npz      obs (sum(L_i + 1), *obs_shape), acts (sum L_i,), rews (sum L_i,),
                     lengths (N,), terminal (N,), states (sum(L_i + 1),) if tabular
 
-Nothing is ever unpickled: arrays are read with ``allow_pickle=False`` after checking
-every member's header (object dtypes are refused unread), JSON is parsed with the
-standard decoder and must follow a fixed schema (jsonpickle tags such as ``py/reduce``
-are refused). imitation's own loader decodes ``infos`` with jsonpickle, which runs code
-from the file (imitation issue #874); this format stores no ``infos``.
+A dataset comes from the people whose policy is audited, so loading it trusts nothing:
+
+* nothing is unpickled or imported: arrays are read from their ``.npy`` headers and data
+  (object dtypes refused unread), JSON with the standard decoder and a fixed schema
+  (jsonpickle tags such as ``py/reduce`` refused; imitation's own loader decodes ``infos``
+  with jsonpickle, which runs code from the file -- imitation issue #874 -- and this
+  format stores no ``infos``); the env id must be a plain registered id (no
+  ``module:`` part, :mod:`behavioral.environments`) and ``env_kwargs`` JSON scalars;
+* memory is bounded: every array's shape, dtype and size are checked against the
+  metadata and :data:`MAX_DATASET_BYTES` (512 MiB; ``load_dataset(..., max_bytes=...)``,
+  CLI ``--max-dataset-bytes``) from the headers *before* anything is decompressed, then
+  each array is streamed into a buffer of exactly its declared size
+  (:mod:`behavioral.npz`); the JSON files are capped too;
+* files must be regular files in the dataset directory (symbolic links are refused);
+* values must be finite (rewards, float observations, returns);
+* what the file claims happened is checked against the env: :meth:`Dataset.verify`
+  replays every episode's recorded actions from its reset seed and compares observations,
+  rewards, states, lengths, end flags, returns and outcomes (``behavioral.audit`` does
+  this for every dataset it audits).
 """
 
 from __future__ import annotations
@@ -37,10 +51,8 @@ import inspect
 import json
 import math
 import os
-import shutil
-import tempfile
-import zipfile
-from collections.abc import Mapping
+import stat
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,22 +61,31 @@ import numpy as np
 import pandas as pd
 from imitation.data.types import TrajectoryWithRew
 
+from behavioral import files
+from behavioral.checks import check_bool, check_int, check_seed
+from behavioral.environments import check_env_id, check_env_kwargs
 from behavioral.errors import (
+    BehavioralError,
     CorruptDatasetError,
     DatasetError,
     DatasetExistsError,
     DatasetMismatchError,
     DatasetNotFoundError,
+    DatasetTooLargeError,
     DatasetVersionError,
     EnvContractError,
     InvalidArgumentError,
+    InvalidEnvIdError,
+    OutputExistsError,
     UnsafeDatasetError,
 )
+from behavioral.npz import NpzReader
 from behavioral.policies import (
     as_policy,
     check_action,
     env_state_index,
     env_tabular_model,
+    policy_name,
 )
 from behavioral.tabular import TabularModel
 
@@ -72,6 +93,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "LEVEL_INFO_KEYS",
+    "MAX_DATASET_BYTES",
     "Dataset",
     "check_env_matches",
     "episode_seeds",
@@ -84,6 +106,13 @@ FORMAT = "behavioral.dataset"
 FORMAT_VERSION = 1
 LEVEL_INFO_KEYS = ("level_seed", "level_id", "level")
 """Keys of the env's reset ``info`` read (first one present) as the level's seed/id."""
+
+#: The most array data :func:`load_dataset` decompresses by default (bytes, all arrays).
+MAX_DATASET_BYTES = 512 << 20
+#: The largest ``metadata.json`` read.
+MAX_METADATA_BYTES = 1 << 20
+#: The largest ``episodes.json`` read (parsing JSON takes several times its size).
+MAX_EPISODES_JSON_BYTES = 64 << 20
 
 _META = "metadata.json"
 _EPISODES = "episodes.json"
@@ -141,60 +170,20 @@ class Dataset:
     metadata: Mapping[str, Any]
 
     def __post_init__(self) -> None:
-        set_ = object.__setattr__
         trajs = tuple(self.trajectories)
-        n = len(trajs)
-        for i, tr in enumerate(trajs):
-            if not isinstance(tr, TrajectoryWithRew):
-                raise DatasetError(
-                    f"trajectory {i} is a {type(tr).__name__}, not TrajectoryWithRew"
-                )
         if not isinstance(self.episodes, pd.DataFrame):
             raise DatasetError("episodes must be a pandas DataFrame")
-        if len(self.episodes) != n:
+        if len(self.episodes) != len(trajs):
             raise DatasetError(
-                f"{n} trajectories but {len(self.episodes)} rows in the episodes table"
+                f"{len(trajs)} trajectories but {len(self.episodes)} rows in the episodes table"
             )
-        for col in ("length", "terminated"):
-            if col not in self.episodes.columns:
-                raise DatasetError(f"the episodes table has no {col!r} column")
-        if n:
-            shape, dtype = trajs[0].obs.shape[1:], trajs[0].obs.dtype
-            for i, tr in enumerate(trajs):
-                if tr.obs.shape[1:] != shape or tr.obs.dtype != dtype:
-                    raise DatasetError(
-                        f"trajectory {i} has observations {tr.obs.dtype} {tr.obs.shape[1:]}, "
-                        f"trajectory 0 has {dtype} {shape}"
-                    )
-                acts, rews = np.asarray(tr.acts), np.asarray(tr.rews)
-                if acts.ndim != 1 or acts.dtype.kind not in _INT_KINDS:
-                    raise DatasetError(f"trajectory {i}: acts must be a 1-D int array")
-                if rews.dtype.kind != "f":
-                    raise DatasetError(f"trajectory {i}: rews must be floats")
-        lengths = np.array([len(tr.acts) for tr in trajs], dtype=np.int64)
-        if not np.array_equal(self.episodes["length"].to_numpy(), lengths):
-            raise DatasetError("the episodes table's 'length' column differs from the trajectories")
-        terminal = np.array([bool(tr.terminal) for tr in trajs], dtype=bool)
-        if not np.array_equal(self.episodes["terminated"].to_numpy(dtype=bool), terminal):
-            raise DatasetError(
-                "the episodes table's 'terminated' column differs from the trajectories' terminal flags"
-            )
-        states = self.states
-        if states is not None:
-            states = tuple(np.asarray(s) for s in states)
-            if len(states) != n:
-                raise DatasetError(f"{n} trajectories but {len(states)} state sequences")
-            for i, (s, tr) in enumerate(zip(states, trajs, strict=True)):
-                if s.ndim != 1 or s.shape[0] != len(tr.acts) + 1:
-                    raise DatasetError(
-                        f"episode {i}: state sequence of shape {s.shape} for "
-                        f"{len(tr.acts)} actions (expected ({len(tr.acts) + 1},))"
-                    )
-                if s.dtype.kind not in _INT_KINDS or (s.size and s.min() < 0):
-                    raise DatasetError(f"episode {i}: state indices must be non-negative ints")
-        set_(self, "trajectories", trajs)
-        set_(self, "states", states)
-        set_(self, "metadata", dict(self.metadata))
+        for i, tr in enumerate(trajs):
+            _check_trajectory(i, tr, trajs[0])
+        _check_episode_table(self.episodes, trajs)
+        states = None if self.states is None else _checked_states(self.states, trajs)
+        object.__setattr__(self, "trajectories", trajs)
+        object.__setattr__(self, "states", states)
+        object.__setattr__(self, "metadata", dict(self.metadata))
 
     def __len__(self) -> int:
         return len(self.trajectories)
@@ -255,9 +244,7 @@ class Dataset:
         has_level = "level_seed" in self.episodes.columns
         cache: dict[Any, TabularModel] = {}
         models = []
-        # Whole columns, not rows: a row of mixed int/float columns would upcast the
-        # 63-bit reset seeds to float.
-        reset_seeds = self.episodes["reset_seed"].tolist()
+        reset_seeds = self.reset_seeds()
         levels = self.episodes["level_seed"].tolist() if has_level else reset_seeds
         for i in range(n):
             key, reset_seed = _py(levels[i]), int(reset_seeds[i])
@@ -282,6 +269,57 @@ class Dataset:
             cache[key] = env_tabular_model(env)
             models.append(cache[key])
         return tuple(models)
+
+    def reset_seeds(self) -> list[int]:
+        """Each episode's ``reset_seed`` (the seed its env reset used), as Python ints.
+
+        Raises:
+            DatasetError: the episodes table has no ``reset_seed`` column, or one that
+                does not hold non-negative integers.
+        """
+        if "reset_seed" not in self.episodes.columns:
+            raise DatasetError(
+                "the episodes table has no 'reset_seed' column, so the levels cannot be re-created"
+            )
+        # The whole column, not rows: a row of mixed int/float columns would upcast the
+        # 63-bit reset seeds to float.
+        seeds = self.episodes["reset_seed"].tolist()
+        for i, v in enumerate(seeds):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise DatasetError(f"episode {i}: reset_seed {v!r} is not a non-negative int")
+        return seeds
+
+    def verify(self, env: gym.Env) -> None:
+        """Replay every episode in ``env`` and check that the file says what happened.
+
+        Each episode is reset with its ``reset_seed`` and its recorded actions are taken
+        again; the observations, rewards, state indices, length, end flags, level seed,
+        returns (``return``, ``return.<name>``) and outcome columns the env produces must
+        equal the recorded ones (floats to 1e-9). Assumes a deterministic env given the
+        seed (the project's envs, seals' tabular envs).
+
+        Raises:
+            DatasetMismatchError: an episode does not replay as recorded (the dataset was
+                edited, or the env is not deterministic or not the one recorded).
+        """
+        check_env_matches(self, env)
+        space = env.action_space
+        tabular = _is_tabular(env)
+        columns = set(self.episodes.columns)
+        rows = self.episodes.to_dict("records")
+        seeds = self.reset_seeds()
+        for i, tr in enumerate(self.trajectories):
+            acts = [int(a) for a in tr.acts]
+
+            def choose(obs: Any, t: int, acts: list[int] = acts) -> int | None:
+                return check_action(acts[t], space) if t < len(acts) else None
+
+            try:
+                played = _play(env, seeds[i], choose, tabular=tabular)
+            except BehavioralError as err:
+                raise DatasetMismatchError(f"episode {i} does not replay: {err}") from None
+            states = None if self.states is None else self.states[i]
+            _compare_replay(i, tr, states, rows[i], columns, played)
 
     def __repr__(self) -> str:
         m = self.metadata
@@ -311,7 +349,7 @@ def check_env_matches(dataset: Dataset, env: gym.Env) -> None:
         return
     defaults = _init_defaults(env.unwrapped)
     want = {**defaults, **recorded}
-    have = {**defaults, **_jsonable(dict(spec.kwargs), strict=False)}
+    have = {**defaults, **files.jsonable(dict(spec.kwargs))}
     for kw in (want, have):
         kw.pop("render_mode", None)
     if want != have:
@@ -329,7 +367,7 @@ def _init_defaults(env: Any) -> dict[str, Any]:
     except (TypeError, ValueError):  # pragma: no cover - builtins without signatures
         return {}
     return {
-        p.name: _jsonable(p.default, strict=False)
+        p.name: files.jsonable(p.default)
         for p in params
         if p.default is not inspect.Parameter.empty
     }
@@ -357,12 +395,6 @@ def _py(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InvalidArgumentError(f"seed must be a non-negative int, got {seed!r}")
-    return int(seed)
-
-
 def rollout(
     policy: Any,
     env: gym.Env,
@@ -380,11 +412,11 @@ def rollout(
         env: a single (not vectorised) gymnasium env, e.g. from ``gym.make`` (time limits
             are respected: a truncated episode has ``terminal=False``). State indices
             and models are read from ``env.unwrapped``.
-        episodes: number of episodes N >= 1.
-        seed: non-negative int; see the module docstring for how episode seeds derive
+        episodes: number of episodes N >= 1 (an int).
+        seed: a non-negative int; see the module docstring for how episode seeds derive
             from it. The same seed gives the same dataset.
-        deterministic: ask the policy for its most probable action.
-        progress_bar: show a tqdm bar over episodes.
+        deterministic: ask the policy for its most probable action (a bool).
+        progress_bar: show a tqdm bar over episodes (a bool).
 
     Returns:
         The :class:`Dataset`.
@@ -393,13 +425,15 @@ def rollout(
         InvalidActionError: the policy returned an invalid action.
         EnvContractError: non-Discrete action space, dict observations, or objective
             names changing within a rollout.
-        InvalidArgumentError: ``episodes < 1`` or a bad seed.
+        InvalidArgumentError: ``episodes < 1``, a seed that is not a non-negative int, a
+            flag that is not a bool.
     """
     import behavioral
 
-    if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
-        raise InvalidArgumentError(f"episodes must be an int >= 1, got {episodes!r}")
-    seed = _check_seed(seed)
+    episodes = check_int(episodes, "episodes", minimum=1)
+    seed = check_seed(seed)
+    deterministic = check_bool(deterministic, "deterministic")
+    progress_bar = check_bool(progress_bar, "progress_bar")
     pol = as_policy(policy)
     space = env.action_space
     if not isinstance(space, gym.spaces.Discrete):
@@ -408,91 +442,48 @@ def rollout(
         raise EnvContractError(
             f"only array observations are supported, got {env.observation_space!r}"
         )
-    u = env.unwrapped
-    tabular = callable(getattr(u, "state_index", None)) or (
-        hasattr(u, "transition_matrix") and hasattr(u, "state_space")
-    )
+    tabular = _is_tabular(env)
 
     trajectories: list[TrajectoryWithRew] = []
     state_seqs: list[np.ndarray] = []
     rows: list[dict[str, Any]] = []
     objective_names: tuple[str, ...] | None = None
     base: str | None = None
-    iterator: Any = range(int(episodes))
+    iterator: Any = range(episodes)
     if progress_bar:
         from tqdm.auto import tqdm
 
         iterator = tqdm(iterator, desc="rollout", unit="ep")
     for i in iterator:
         reset_seed, rng = episode_seeds(seed, i)
-        obs, info = env.reset(seed=reset_seed)
-        level = _level_of(info)
+
+        def begin(rng: np.random.Generator = rng) -> None:
+            pol.reset(env, rng)
+
+        def choose(obs: Any, t: int, rng: np.random.Generator = rng) -> int:
+            return check_action(pol.act(obs, env, rng, deterministic=deterministic), space)
+
+        played = _play(env, reset_seed, choose, tabular=tabular, begin=begin)
         if i == 0 and tabular:
             base = env_tabular_model(env).base
-        pol.reset(env, rng)
-        obs_list = [obs]
-        acts: list[int] = []
-        rews: list[float] = []
-        states = [env_state_index(env)] if tabular else None
-        sums: dict[str, float] | None = None
-        terminated = truncated = False
-        while not (terminated or truncated):
-            a = check_action(pol.act(obs, env, rng, deterministic=deterministic), space)
-            obs, reward, terminated, truncated, info = env.step(a)
-            obs_list.append(obs)
-            acts.append(a)
-            rews.append(float(reward))
-            if states is not None:
-                states.append(env_state_index(env))
-            step_obj = info.get("objectives")
-            if step_obj is not None:
-                names = tuple(step_obj)
-                if objective_names is None:
-                    objective_names = names
-                if names != objective_names:
-                    raise EnvContractError(
-                        f"info['objectives'] names changed from {objective_names} to {names} "
-                        f"(episode {i}, step {len(acts) - 1})"
-                    )
-                if sums is None:
-                    sums = dict.fromkeys(names, 0.0)
-                for k, v in step_obj.items():
-                    sums[k] += float(v)
-            elif objective_names is not None:
-                raise EnvContractError(
-                    f"info['objectives'] missing at episode {i}, step {len(acts) - 1}"
-                )
-        obs_arr = np.stack([np.asarray(o) for o in obs_list])
-        traj = TrajectoryWithRew(
-            obs=obs_arr,
-            acts=np.asarray(acts, dtype=np.int64),
-            infos=None,
-            terminal=bool(terminated),
-            rews=np.asarray(rews, dtype=np.float64),
-        )
-        trajectories.append(traj)
-        if states is not None:
-            state_seqs.append(np.asarray(states, dtype=np.int64))
-        row: dict[str, Any] = {"episode": i, "reset_seed": reset_seed}
-        if level is not None:
-            row["level_seed"] = level
-        row.update(
-            length=len(acts),
-            terminated=bool(terminated),
-            truncated=bool(truncated),
-            **{"return": float(np.sum(traj.rews))},
-        )
-        for k, v in (sums or {}).items():
-            row[_RETURN_PREFIX + k] = v
-        row.update(_outcome_columns(info))
-        rows.append(row)
+        if objective_names is None:
+            objective_names = played.objective_names
+        elif played.objective_names != objective_names:
+            raise EnvContractError(
+                f"info['objectives'] names changed from {objective_names} to "
+                f"{played.objective_names} (episode {i})"
+            )
+        trajectories.append(played.trajectory())
+        if played.states is not None:
+            state_seqs.append(played.states)
+        rows.append(_episode_row(i, reset_seed, played))
 
     episodes_df = pd.DataFrame(rows)
     if "level_seed" in episodes_df.columns and episodes_df["level_seed"].isna().any():
         raise EnvContractError("the env reported a level seed in some reset infos but not all")
     spec = env.spec
-    env_kwargs = _jsonable(dict(spec.kwargs), strict=False) if spec is not None else {}
-    split = env_kwargs.get("split", getattr(u, "split", None))
+    env_kwargs = files.jsonable(dict(spec.kwargs)) if spec is not None else {}
+    split = env_kwargs.get("split", getattr(env.unwrapped, "split", None))
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -501,9 +492,10 @@ def rollout(
         "env_kwargs": env_kwargs,
         "split": split if isinstance(split, str) or split is None else str(split),
         "seed": seed,
-        "episodes": int(episodes),
-        "deterministic": bool(deterministic),
+        "episodes": episodes,
+        "deterministic": deterministic,
         "policy": pol.description,
+        "policy_name": policy_name(policy) or policy_name(pol),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "obs_shape": list(trajectories[0].obs.shape[1:]),
         "obs_dtype": trajectories[0].obs.dtype.str,
@@ -517,6 +509,246 @@ def rollout(
         states=tuple(state_seqs) if tabular else None,
         metadata=metadata,
     )
+
+
+def _is_tabular(env: gym.Env) -> bool:
+    u = env.unwrapped
+    return callable(getattr(u, "state_index", None)) or (
+        hasattr(u, "transition_matrix") and hasattr(u, "state_space")
+    )
+
+
+@dataclasses.dataclass
+class _Played:
+    """One episode as the env produced it: the one place observations are recorded."""
+
+    obs: list[Any]
+    acts: list[int]
+    rews: list[float]
+    states: np.ndarray | None
+    objective_names: tuple[str, ...]
+    objective_sums: dict[str, float]
+    info: Mapping[str, Any]
+    level: Any
+    terminated: bool
+    truncated: bool
+
+    def trajectory(self) -> TrajectoryWithRew:
+        return TrajectoryWithRew(
+            obs=np.stack([np.asarray(o) for o in self.obs]),
+            acts=np.asarray(self.acts, dtype=np.int64),
+            infos=None,
+            terminal=bool(self.terminated),
+            rews=np.asarray(self.rews, dtype=np.float64),
+        )
+
+
+def _play(
+    env: gym.Env,
+    reset_seed: int,
+    choose: Callable[[Any, int], int | None],
+    *,
+    tabular: bool,
+    begin: Callable[[], None] | None = None,
+) -> _Played:
+    """Reset ``env`` with ``reset_seed`` and step it with ``choose(obs, t)`` until it ends
+    (or, when replaying, until ``choose`` returns None: no recorded action is left)."""
+    obs, info = env.reset(seed=reset_seed)
+    level = _level_of(info)
+    if begin is not None:
+        begin()
+    observations, acts, rews = [obs], [], []
+    states = [env_state_index(env)] if tabular else None
+    names: tuple[str, ...] | None = None
+    sums: dict[str, float] = {}
+    terminated = truncated = False
+    while not (terminated or truncated):
+        a = choose(obs, len(acts))
+        if a is None:
+            break
+        obs, reward, terminated, truncated, info = env.step(a)
+        observations.append(obs)
+        acts.append(a)
+        rews.append(float(reward))
+        if states is not None:
+            states.append(env_state_index(env))
+        step_obj = info.get("objectives")
+        where = f"step {len(acts) - 1}"
+        if step_obj is None:
+            if names:
+                raise EnvContractError(f"info['objectives'] missing at {where}")
+            names = ()
+            continue
+        if names is None:
+            names = tuple(step_obj)
+            sums = dict.fromkeys(names, 0.0)
+        if tuple(step_obj) != names:
+            raise EnvContractError(
+                f"info['objectives'] names changed from {names} to {tuple(step_obj)} ({where})"
+            )
+        for k, v in step_obj.items():
+            sums[k] += float(v)
+    return _Played(
+        obs=observations,
+        acts=acts,
+        rews=rews,
+        states=None if states is None else np.asarray(states, dtype=np.int64),
+        objective_names=names or (),
+        objective_sums=sums,
+        info=info,
+        level=level,
+        terminated=bool(terminated),
+        truncated=bool(truncated),
+    )
+
+
+def _episode_row(i: int, reset_seed: int, played: _Played) -> dict[str, Any]:
+    """The episodes-table row of one played episode."""
+    row: dict[str, Any] = {"episode": i, "reset_seed": reset_seed}
+    if played.level is not None:
+        row["level_seed"] = played.level
+    row.update(
+        length=len(played.acts),
+        terminated=played.terminated,
+        truncated=played.truncated,
+        **{"return": float(np.sum(played.rews))},
+    )
+    for k, v in played.objective_sums.items():
+        row[_RETURN_PREFIX + k] = v
+    row.update(_outcome_columns(played.info))
+    return row
+
+
+def _is_checked_column(name: Any) -> bool:
+    return isinstance(name, str) and (
+        name in ("level_seed", "length", "terminated", "truncated", "return", _OUTCOME)
+        or name.startswith((_RETURN_PREFIX, _OUTCOME + "."))
+    )
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as recorded values: missing (None/NaN) alike, floats to 1e-9."""
+    a, b = _py(a), _py(b)
+    a_missing = a is None or (isinstance(a, float) and math.isnan(a))
+    b_missing = b is None or (isinstance(b, float) and math.isnan(b))
+    if a_missing or b_missing:
+        return a_missing and b_missing
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b  # seeds, counts: exact
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    return bool(a == b)
+
+
+def _compare_replay(
+    i: int,
+    tr: TrajectoryWithRew,
+    states: np.ndarray | None,
+    row: Mapping[str, Any],
+    columns: set[Any],
+    played: _Played,
+) -> None:
+    """Raise DatasetMismatchError where the recorded episode differs from the replay."""
+
+    def mismatch(what: str) -> DatasetMismatchError:
+        return DatasetMismatchError(
+            f"episode {i} does not replay as recorded: {what} (the dataset was edited, or "
+            "the env is not deterministic; audit(..., replay=False) skips this check)"
+        )
+
+    if len(played.acts) != len(tr.acts):
+        raise mismatch(
+            f"the env ended after {len(played.acts)} of the {len(tr.acts)} recorded actions"
+        )
+    if not (played.terminated or played.truncated):
+        raise mismatch(f"the env had not ended after the {len(tr.acts)} recorded actions")
+    replayed = played.trajectory()
+    if replayed.obs.shape != tr.obs.shape or not np.array_equal(replayed.obs, tr.obs):
+        raise mismatch("the observations differ")
+    if not np.allclose(replayed.rews, tr.rews, rtol=1e-9, atol=1e-9):
+        raise mismatch("the rewards differ")
+    if bool(tr.terminal) != played.terminated:
+        raise mismatch("the terminal flag differs")
+    if (states is None) != (played.states is None):
+        raise mismatch(
+            "the dataset records no state indices but the env has them"
+            if states is None
+            else "the dataset records state indices but the env has none"
+        )
+    if states is not None and not np.array_equal(played.states, states):
+        raise mismatch("the state indices differ")
+    expected = _episode_row(i, 0, played)
+    for name in sorted(c for c in columns if _is_checked_column(c)):
+        if name not in expected:
+            raise mismatch(f"the column {name!r} is not something the env reports")
+        if not _same(row.get(name), expected[name]):
+            raise mismatch(f"{name} is {row.get(name)!r}, the env gives {expected[name]!r}")
+    for name in expected:
+        if _is_checked_column(name) and name not in columns and name != "level_seed":
+            raise mismatch(f"the column {name!r} is missing")
+
+
+def _check_trajectory(i: int, tr: Any, first: Any) -> None:
+    """One trajectory of a Dataset: its type, dtypes, shapes and finite values."""
+    if not isinstance(tr, TrajectoryWithRew):
+        raise DatasetError(f"trajectory {i} is a {type(tr).__name__}, not TrajectoryWithRew")
+    shape, dtype = first.obs.shape[1:], first.obs.dtype
+    if tr.obs.shape[1:] != shape or tr.obs.dtype != dtype:
+        raise DatasetError(
+            f"trajectory {i} has observations {tr.obs.dtype} {tr.obs.shape[1:]}, "
+            f"trajectory 0 has {dtype} {shape}"
+        )
+    acts, rews = np.asarray(tr.acts), np.asarray(tr.rews)
+    if acts.ndim != 1 or acts.dtype.kind not in _INT_KINDS:
+        raise DatasetError(f"trajectory {i}: acts must be a 1-D int array")
+    if rews.dtype.kind != "f":
+        raise DatasetError(f"trajectory {i}: rews must be floats")
+    if not np.all(np.isfinite(rews)):
+        raise DatasetError(f"trajectory {i}: rewards hold NaN or infinite values")
+    if tr.obs.dtype.kind == "f" and not np.all(np.isfinite(tr.obs)):
+        raise DatasetError(f"trajectory {i}: observations hold NaN or infinite values")
+
+
+def _check_episode_table(episodes: pd.DataFrame, trajs: tuple[Any, ...]) -> None:
+    """The episodes table agrees with the trajectories (lengths, end flags, returns)."""
+    for col in ("length", "terminated"):
+        if col not in episodes.columns:
+            raise DatasetError(f"the episodes table has no {col!r} column")
+    _check_return_columns(episodes)
+    lengths = np.array([len(tr.acts) for tr in trajs], dtype=np.int64)
+    if not np.array_equal(episodes["length"].to_numpy(), lengths):
+        raise DatasetError("the episodes table's 'length' column differs from the trajectories")
+    terminal = np.array([bool(tr.terminal) for tr in trajs], dtype=bool)
+    if not np.array_equal(episodes["terminated"].to_numpy(dtype=bool), terminal):
+        raise DatasetError(
+            "the episodes table's 'terminated' column differs from the trajectories' terminal flags"
+        )
+
+
+def _checked_states(states: Any, trajs: tuple[Any, ...]) -> tuple[np.ndarray, ...]:
+    """Per-episode state sequences: one more than the episode's actions, ints >= 0."""
+    states = tuple(np.asarray(s) for s in states)
+    if len(states) != len(trajs):
+        raise DatasetError(f"{len(trajs)} trajectories but {len(states)} state sequences")
+    for i, (s, tr) in enumerate(zip(states, trajs, strict=True)):
+        if s.ndim != 1 or s.shape[0] != len(tr.acts) + 1:
+            raise DatasetError(
+                f"episode {i}: state sequence of shape {s.shape} for "
+                f"{len(tr.acts)} actions (expected ({len(tr.acts) + 1},))"
+            )
+        if s.dtype.kind not in _INT_KINDS or (s.size and s.min() < 0):
+            raise DatasetError(f"episode {i}: state indices must be non-negative ints")
+    return states
+
+
+def _check_return_columns(episodes: pd.DataFrame) -> None:
+    for name in episodes.columns:
+        if isinstance(name, str) and (name == "return" or name.startswith(_RETURN_PREFIX)):
+            values = episodes[name].to_numpy()
+            if values.dtype.kind not in "iuf" or not np.all(np.isfinite(values.astype(float))):
+                raise DatasetError(f"the episodes table's {name!r} column must hold finite numbers")
 
 
 def _outcome_columns(info: Mapping[str, Any]) -> dict[str, Any]:
@@ -548,35 +780,6 @@ def _is_scalar(v: Any) -> bool:
 
 
 # --------------------------------------------------------------------------- JSON helpers
-
-
-def _jsonable(value: Any, *, strict: bool) -> Any:
-    """Plain-JSON copy of ``value``; non-JSON leaves become ``repr`` unless ``strict``."""
-    value = _py(value)
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            if strict:
-                raise DatasetError(f"non-finite float {value!r} cannot be stored in JSON")
-            return repr(value)
-        return value
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist(), strict=strict)
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v, strict=strict) for v in value]
-    if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                if strict:
-                    raise DatasetError(f"JSON object keys must be strings, got {k!r}")
-                k = str(k)
-            out[k] = _jsonable(v, strict=strict)
-        return out
-    if strict:
-        raise DatasetError(f"{type(value).__name__} value {value!r} cannot be stored in JSON")
-    return repr(value)
 
 
 def _episodes_to_json(df: pd.DataFrame) -> dict[str, Any]:
@@ -645,32 +848,28 @@ def _episodes_from_json(doc: Any, n: int) -> pd.DataFrame:
     return pd.DataFrame(series, columns=names) if names else pd.DataFrame(index=range(n))
 
 
-def _typed_column(name: str, dtype: str, values: list[Any]) -> pd.Series:
-    def bad(v: Any) -> CorruptDatasetError:
-        return CorruptDatasetError(f"{_EPISODES}: column {name!r} ({dtype}) holds {v!r}")
-
+def _fits_column(dtype: str, v: Any) -> bool:
+    """Whether the JSON value ``v`` may stand in a column of ``dtype``."""
     if dtype == "bool":
-        for v in values:
-            if not isinstance(v, bool):
-                raise bad(v)
-    elif dtype[0] in "iu":
+        return isinstance(v, bool)
+    if dtype[0] in "iu":
         info = np.iinfo(dtype)
-        for v in values:
-            if type(v) is not int or not info.min <= v <= info.max:
-                raise bad(v)
-    elif dtype.startswith("float"):
-        for v in values:
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-                raise bad(v)
+        return type(v) is int and info.min <= v <= info.max
+    if v is None:
+        return True
+    if dtype.startswith("float"):
+        return not isinstance(v, bool) and isinstance(v, (int, float))
+    if dtype == "str":
+        return isinstance(v, str)
+    return isinstance(v, (bool, int, float, str))  # object: JSON scalars only
+
+
+def _typed_column(name: str, dtype: str, values: list[Any]) -> pd.Series:
+    for v in values:
+        if not _fits_column(dtype, v):
+            raise CorruptDatasetError(f"{_EPISODES}: column {name!r} ({dtype}) holds {v!r}")
+    if dtype.startswith("float"):
         values = [math.nan if v is None else v for v in values]
-    elif dtype == "str":
-        for v in values:
-            if v is not None and not isinstance(v, str):
-                raise bad(v)
-    else:  # object: JSON scalars only
-        for v in values:
-            if v is not None and not isinstance(v, (bool, int, float, str)):
-                raise bad(v)
     return pd.Series(values, dtype=dtype, name=name)
 
 
@@ -691,80 +890,89 @@ def _find_jsonpickle_tag(value: Any, where: str) -> None:
             stack.extend((item, f"{path}[{j}]") for j, item in enumerate(v))
 
 
-def _read_json(path: Path) -> Any:
+def _open_regular(directory: Path, name: str, limit: int) -> tuple[int, int]:
+    """Open ``directory/name`` for reading: (fd, size). Refuses symbolic links and
+    anything that is not a regular file, and files above ``limit`` bytes."""
+    path = directory / name
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise CorruptDatasetError(f"missing file {path.name} in {path.parent}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise CorruptDatasetError(f"cannot read {path}: {err}") from None
+        raise CorruptDatasetError(f"missing file {name} in {directory}") from None
+    except OSError as err:
+        if os.path.islink(path):
+            raise UnsafeDatasetError(
+                f"{name} in {directory} is a symbolic link; dataset files must be regular "
+                "files inside the dataset directory"
+            ) from None
+        raise CorruptDatasetError(f"cannot open {path}: {err.strerror}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise CorruptDatasetError(f"{name} in {directory} is not a regular file")
+    if st.st_size > limit:
+        os.close(fd)
+        raise DatasetTooLargeError(
+            f"{name} in {directory} has {st.st_size} bytes, above the limit of {limit} "
+            f"bytes{_LIMIT_HINT}"
+        )
+    return fd, st.st_size
+
+
+_LIMIT_HINT = " (load_dataset(..., max_bytes=N) or the CLI's --max-dataset-bytes N raise the limit)"
+
+
+def _read_small(directory: Path, name: str, limit: int) -> bytes:
+    fd, _size = _open_regular(directory, name, limit)
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read(limit + 1)
+
+
+def _parse_json(blob: bytes, name: str) -> Any:
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise CorruptDatasetError(f"{name} is not UTF-8 text: {err}") from None
 
     def no_constants(c: str) -> Any:
-        raise CorruptDatasetError(f"{path.name} contains the non-JSON constant {c}")
+        raise CorruptDatasetError(f"{name} contains the non-JSON constant {c}")
 
     try:
         doc = json.loads(text, parse_constant=no_constants)
     except json.JSONDecodeError as err:
-        raise CorruptDatasetError(f"{path.name} is not valid JSON: {err}") from None
+        raise CorruptDatasetError(f"{name} is not valid JSON: {err}") from None
     except RecursionError:
-        raise CorruptDatasetError(f"{path.name} is nested too deeply") from None
-    _find_jsonpickle_tag(doc, path.name)
+        raise CorruptDatasetError(f"{name} is nested too deeply") from None
+    _find_jsonpickle_tag(doc, name)
     return doc
 
 
 # --------------------------------------------------------------------------- save / load
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _fsync_write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_dataset(
     dataset: Dataset, path: str | os.PathLike[str], *, overwrite: bool = False
 ) -> Path:
-    """Write ``dataset`` to the directory ``path`` atomically.
+    """Write ``dataset`` to the directory ``path`` through :mod:`behavioral.files`.
 
-    Everything is written into a temporary directory next to ``path`` and renamed into
-    place. Overwriting (``overwrite=True``) moves the old directory aside, renames the
-    new one in, then deletes the old one, so ``path`` is never a mix of two datasets.
+    Everything is written into a temporary directory next to ``path`` and published by
+    a rename: ``path`` is never a mix of two datasets, an existing dataset is replaced
+    only with ``overwrite=True`` (and kept until the new one is in place), and a
+    directory that is not a dataset (no ``metadata.json``) is never replaced.
 
     Returns:
-        The dataset directory.
+        The dataset directory (absolute).
 
     Raises:
-        DatasetExistsError: ``path`` exists and ``overwrite`` is False.
+        DatasetExistsError: ``path`` exists (or appeared meanwhile) and ``overwrite`` is
+            False, or it is not a dataset directory.
+        OutputError: ``path`` cannot be written (a file on the way, no permission).
         DatasetError: metadata or the episodes table hold values JSON cannot store.
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise DatasetExistsError(f"{path} exists; pass overwrite=True to replace it")
-    if path.exists() and not path.is_dir():
-        raise DatasetExistsError(f"{path} exists and is not a dataset directory")
-    meta = _jsonable(dict(dataset.metadata), strict=True)
+    check_bool(overwrite, "overwrite")
+    try:
+        meta = files.jsonable(dict(dataset.metadata), strict=True)
+    except files.UnstorableValueError as err:
+        raise DatasetError(f"the dataset's metadata cannot be saved: {err}") from None
     meta.pop("files", None)
     meta["format"] = FORMAT
     meta["format_version"] = FORMAT_VERSION
@@ -786,81 +994,38 @@ def save_dataset(
     meta["obs_shape"] = list(arrays["obs"].shape[1:])
     meta["obs_dtype"] = arrays["obs"].dtype.str
     meta["episodes"] = len(trajs)
+    episodes_bytes = json.dumps(episodes_doc, allow_nan=False).encode("utf-8")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-    try:
-        with open(tmp / _ARRAYS, "wb") as f:
+    def fill(tmp: Path) -> None:
+        with open(tmp / _ARRAYS, "xb") as f:
             np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        episodes_bytes = json.dumps(episodes_doc, allow_nan=False).encode("utf-8")
-        _fsync_write(tmp / _EPISODES, episodes_bytes)
+        with open(tmp / _EPISODES, "xb") as f:
+            f.write(episodes_bytes)
         meta["files"] = {
             name: {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
             for name in (_ARRAYS, _EPISODES)
         }
-        meta_bytes = json.dumps(meta, indent=2, allow_nan=False).encode("utf-8")
-        _fsync_write(tmp / _META, meta_bytes)
-        _fsync_dir(tmp)
-        if path.exists():
-            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
-            os.rmdir(old)
-            os.replace(path, old)
-            try:
-                os.replace(tmp, path)
-            except BaseException:
-                os.replace(old, path)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+        with open(tmp / _META, "xb") as f:
+            f.write(json.dumps(meta, indent=2, allow_nan=False).encode("utf-8"))
 
-
-def _check_npz_members(path: Path, expected: set[str]) -> None:
-    """Check member names and dtypes from the .npy headers, without loading any data."""
     try:
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-            members = {n.removesuffix(".npy") for n in names}
-            if len(members) != len(names) or any(not n.endswith(".npy") for n in names):
-                raise CorruptDatasetError(f"{_ARRAYS} holds unexpected members {names}")
-            if members != expected:
-                raise CorruptDatasetError(
-                    f"{_ARRAYS} holds arrays {sorted(members)}, expected {sorted(expected)}"
-                )
-            for n in names:
-                with zf.open(n) as f:
-                    version = np.lib.format.read_magic(f)
-                    if version == (1, 0):
-                        _, _, dtype = np.lib.format.read_array_header_1_0(f)
-                    elif version == (2, 0):
-                        _, _, dtype = np.lib.format.read_array_header_2_0(f)
-                    else:
-                        raise CorruptDatasetError(f"{_ARRAYS}/{n}: unsupported .npy version")
-                if dtype.hasobject:
-                    raise UnsafeDatasetError(
-                        f"{_ARRAYS}/{n} is a pickled object array ({dtype}); datasets never "
-                        "hold those, so it is refused without unpickling it"
-                    )
-    except DatasetError:
+        return files.write_dir(path, fill, overwrite=overwrite, expect=(_META,))
+    except DatasetExistsError:
         raise
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as err:
-        raise CorruptDatasetError(f"{path} is not a readable npz archive: {err}") from None
+    except OutputExistsError as err:
+        raise DatasetExistsError(str(err)) from None
 
 
-def _load_arrays(path: Path, expected: set[str]) -> dict[str, np.ndarray]:
-    _check_npz_members(path, expected)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as err:
-        raise CorruptDatasetError(f"cannot read {path}: {err}") from None
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return _sha256_of(f)
+
+
+def _sha256_of(fh: Any) -> str:
+    h = hashlib.sha256()
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        h.update(chunk)
+    return h.hexdigest()
 
 
 def _need(meta: Mapping[str, Any], key: str, types: type | tuple[type, ...]) -> Any:
@@ -874,38 +1039,19 @@ def _need(meta: Mapping[str, Any], key: str, types: type | tuple[type, ...]) -> 
     return v
 
 
-def load_dataset(
-    path: str | os.PathLike[str],
-    *,
-    env_id: str | None = None,
-    split: str | None = None,
-) -> Dataset:
-    """Load and validate a dataset written by :func:`save_dataset`.
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    """What ``metadata.json`` says the arrays hold."""
 
-    Never executes code from the files: JSON is parsed with the standard decoder and a
-    fixed schema, arrays are read with ``allow_pickle=False`` after their headers are
-    checked. Every check runs before the dataset is built: format and version, file
-    checksums and sizes, array names, dtypes and shapes, lengths against each other and
-    against the episodes table, actions within ``n_actions``, state indices >= 0.
+    n_episodes: int
+    obs_shape: tuple[int, ...]
+    obs_dtype: np.dtype
+    n_actions: int
+    files: Mapping[str, Any]
 
-    Args:
-        path: the dataset directory.
-        env_id: if given, the dataset must have been recorded in this env.
-        split: if given, the dataset must have been recorded on this split.
 
-    Raises:
-        DatasetNotFoundError: no directory or no metadata file at ``path``.
-        DatasetVersionError: another format or format version.
-        UnsafeDatasetError: pickled object arrays or jsonpickle tags in the files.
-        CorruptDatasetError: truncated, unparsable or inconsistent files.
-        DatasetMismatchError: ``env_id`` or ``split`` differ from the recorded ones.
-    """
-    path = Path(path)
-    if not path.is_dir():
-        raise DatasetNotFoundError(f"no dataset directory at {path}")
-    if not (path / _META).is_file():
-        raise DatasetNotFoundError(f"{path} has no {_META}: not a dataset directory")
-    meta = _read_json(path / _META)
+def _read_metadata(path: Path) -> tuple[dict[str, Any], _Layout]:
+    meta = _parse_json(_read_small(path, _META, MAX_METADATA_BYTES), _META)
     if not isinstance(meta, dict):
         raise CorruptDatasetError(f"{_META} must hold a JSON object")
     if meta.get("format") != FORMAT:
@@ -916,19 +1062,30 @@ def load_dataset(
             f"version {FORMAT_VERSION}"
         )
     rec_env = _need(meta, "env_id", (str, type(None)))
-    _need(meta, "env_kwargs", dict)
-    rec_split = _need(meta, "split", (str, type(None)))
+    if rec_env is not None:
+        try:
+            check_env_id(rec_env)
+        except InvalidEnvIdError as err:
+            cls = UnsafeDatasetError if ":" in rec_env else CorruptDatasetError
+            raise cls(f"{_META}: {err}") from None
+    try:
+        meta["env_kwargs"] = check_env_kwargs(_need(meta, "env_kwargs", dict))
+    except InvalidArgumentError as err:
+        raise CorruptDatasetError(f"{_META}: {err}") from None
+    _need(meta, "split", (str, type(None)))
     _need(meta, "seed", int)
     n_episodes = _need(meta, "episodes", int)
     _need(meta, "policy", str)
+    if not isinstance(meta.get("policy_name", ""), (str, type(None))):
+        raise CorruptDatasetError(f"{_META}: 'policy_name' must be a string")
     _need(meta, "behavioral_version", str)
     _need(meta, "created", str)
     obs_shape = _need(meta, "obs_shape", list)
     obs_dtype_str = _need(meta, "obs_dtype", str)
     n_actions = _need(meta, "n_actions", int)
     objectives = _need(meta, "objectives", list)
-    files = _need(meta, "files", dict)
-    if not all(type(d) is int and d >= 0 for d in obs_shape):
+    files_rec = _need(meta, "files", dict)
+    if not all(type(d) is int and d >= 0 for d in obs_shape) or len(obs_shape) > 32:
         raise CorruptDatasetError(f"{_META}: bad obs_shape {obs_shape!r}")
     if not all(isinstance(o, str) for o in objectives):
         raise CorruptDatasetError(f"{_META}: objectives must be names")
@@ -940,67 +1097,154 @@ def load_dataset(
         raise CorruptDatasetError(f"{_META}: bad obs_dtype {obs_dtype_str!r}") from None
     if obs_dtype.hasobject:
         raise UnsafeDatasetError(f"{_META}: object observation dtype is refused")
-
-    if env_id is not None and rec_env != env_id:
-        raise DatasetMismatchError(f"{path} was recorded in {rec_env!r}, expected {env_id!r}")
-    if split is not None and rec_split != split:
-        raise DatasetMismatchError(
-            f"{path} was recorded on split {rec_split!r}, expected {split!r}"
+    if set(files_rec) != {_ARRAYS, _EPISODES} or not all(
+        isinstance(r, dict) and isinstance(r.get("sha256"), str) and type(r.get("bytes")) is int
+        for r in files_rec.values()
+    ):
+        raise CorruptDatasetError(
+            f"{_META}: 'files' must give the sha256 and bytes of {_ARRAYS} and {_EPISODES}"
         )
+    layout = _Layout(n_episodes, tuple(obs_shape), obs_dtype, n_actions, files_rec)
+    return meta, layout
 
-    has_states = "states" in _npz_names(path / _ARRAYS)
-    expected = set(_REQUIRED_ARRAYS) | ({"states"} if has_states else set())
-    _check_npz_members(path / _ARRAYS, expected)
-    if set(files) != {_ARRAYS, _EPISODES}:
-        raise CorruptDatasetError(f"{_META}: 'files' must describe {_ARRAYS} and {_EPISODES}")
-    for name, rec in files.items():
-        if not (isinstance(rec, dict) and isinstance(rec.get("sha256"), str)):
-            raise CorruptDatasetError(f"{_META}: bad checksum record for {name}")
-        fp = path / name
-        if not fp.is_file():
-            raise CorruptDatasetError(f"missing file {name} in {path}")
-        size = fp.stat().st_size
-        if rec.get("bytes") != size:
+
+def _checked_file(path: Path, name: str, layout: _Layout, limit: int) -> Any:
+    """Open a data file, check its size and checksum against the metadata; return it
+    open and rewound."""
+    rec = layout.files[name]
+    fd, size = _open_regular(path, name, limit)
+    fh = os.fdopen(fd, "rb")
+    try:
+        if rec["bytes"] != size:
             raise CorruptDatasetError(
-                f"{name} has {size} bytes, the metadata recorded {rec.get('bytes')!r} "
+                f"{name} has {size} bytes, the metadata recorded {rec['bytes']!r} "
                 "(truncated or modified)"
             )
-        if _sha256(fp) != rec["sha256"]:
+        if _sha256_of(fh) != rec["sha256"]:
             raise CorruptDatasetError(f"{name} does not match its sha256 checksum (modified)")
+        fh.seek(0)
+    except BaseException:
+        fh.close()
+        raise
+    return fh
 
-    arrays = _load_arrays(path / _ARRAYS, expected)
+
+def _expect_header(
+    npz: NpzReader, name: str, shape: tuple[int, ...], kinds: str, dtype: Any = None
+) -> None:
+    h = npz.headers[name]
+    ok_dtype = h.dtype == dtype if dtype is not None else h.dtype.kind in kinds
+    if h.shape != shape or not ok_dtype:
+        want = dtype if dtype is not None else {"iu": "ints", "b": "bool", "f": "floats"}[kinds]
+        raise CorruptDatasetError(
+            f"{name} must be {want} of shape {shape}, got {h.dtype} {h.shape}"
+        )
+
+
+def _read_arrays(fh: Any, layout: _Layout, max_bytes: int) -> dict[str, np.ndarray]:
+    """The arrays of ``arrays.npz``, every header checked before any data is read."""
+    N = layout.n_episodes
+    with NpzReader(fh, label=_ARRAYS) as npz:
+        names = set(npz.headers)
+        required = set(_REQUIRED_ARRAYS)
+        if names not in (required, required | {"states"}):
+            raise CorruptDatasetError(
+                f"{_ARRAYS} holds arrays {sorted(names)}, expected {sorted(required)} "
+                "(and states for tabular envs)"
+            )
+        total = sum(h.nbytes for h in npz.headers.values())
+        if total > max_bytes:
+            raise DatasetTooLargeError(
+                f"{_ARRAYS} would decompress to {total} bytes, above the limit of "
+                f"{max_bytes} bytes{_LIMIT_HINT}"
+            )
+        _expect_header(npz, "lengths", (N,), "iu")
+        _expect_header(npz, "terminal", (N,), "b")
+        lengths = npz.read("lengths")
+        if np.any(lengths < 1) or np.any(lengths > 10**9):
+            raise CorruptDatasetError("every episode must have between 1 and 10**9 actions")
+        n_steps = int(lengths.astype(np.int64).sum())
+        n_obs = n_steps + N
+        _expect_header(npz, "obs", (n_obs, *layout.obs_shape), "", layout.obs_dtype)
+        _expect_header(npz, "acts", (n_steps,), "iu")
+        _expect_header(npz, "rews", (n_steps,), "f")
+        if "states" in names:
+            _expect_header(npz, "states", (n_obs,), "iu")
+        return {"lengths": lengths, **{n: npz.read(n) for n in sorted(names - {"lengths"})}}
+
+
+def load_dataset(
+    path: str | os.PathLike[str],
+    *,
+    env_id: str | None = None,
+    split: str | None = None,
+    max_bytes: int = MAX_DATASET_BYTES,
+) -> Dataset:
+    """Load and validate a dataset written by :func:`save_dataset`.
+
+    Never executes code from the files and never decompresses more than ``max_bytes``
+    (see the module docstring). Every check runs before the dataset is built: format and
+    version, the env id's form, file types, sizes and checksums, array names, dtypes and
+    shapes (from the headers, before reading), lengths against each other and against
+    the episodes table, actions within ``n_actions``, state indices >= 0, finite rewards
+    and observations. (Replaying the episodes in their env is :meth:`Dataset.verify`.)
+
+    Args:
+        path: the dataset directory.
+        env_id: if given, the dataset must have been recorded in this env.
+        split: if given, the dataset must have been recorded on this split.
+        max_bytes: the most array data to decompress (default :data:`MAX_DATASET_BYTES`).
+
+    Raises:
+        DatasetNotFoundError: no directory or no metadata file at ``path``.
+        DatasetVersionError: another format or format version.
+        UnsafeDatasetError: pickled object arrays, jsonpickle tags, an env id with a
+            module part, or symbolic links among the files.
+        DatasetTooLargeError: the arrays would take more than ``max_bytes``.
+        CorruptDatasetError: truncated, unparsable or inconsistent files.
+        DatasetMismatchError: ``env_id`` or ``split`` differ from the recorded ones.
+    """
+    max_bytes = check_int(max_bytes, "max_bytes", minimum=1)
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise InvalidArgumentError(f"a dataset path must be a str or path, got {path!r}")
+    path = Path(path)
+    if not path.is_dir():
+        raise DatasetNotFoundError(f"no dataset directory at {path}")
+    if not os.path.lexists(path / _META):
+        raise DatasetNotFoundError(f"{path} has no {_META}: not a dataset directory")
+    meta, layout = _read_metadata(path)
+    if env_id is not None and meta["env_id"] != env_id:
+        raise DatasetMismatchError(
+            f"{path} was recorded in {meta['env_id']!r}, expected {env_id!r}"
+        )
+    if split is not None and meta["split"] != split:
+        raise DatasetMismatchError(
+            f"{path} was recorded on split {meta['split']!r}, expected {split!r}"
+        )
+    with _checked_file(path, _ARRAYS, layout, max_bytes + (1 << 20)) as fh:
+        arrays = _read_arrays(fh, layout, max_bytes)
+    with _checked_file(path, _EPISODES, layout, MAX_EPISODES_JSON_BYTES) as fh:
+        episodes = _episodes_from_json(_parse_json(fh.read(), _EPISODES), layout.n_episodes)
+    return _build(path, meta, layout, arrays, episodes)
+
+
+def _build(
+    path: Path,
+    meta: dict[str, Any],
+    layout: _Layout,
+    arrays: dict[str, np.ndarray],
+    episodes: pd.DataFrame,
+) -> Dataset:
     lengths, terminal = arrays["lengths"], arrays["terminal"]
     obs, acts, rews = arrays["obs"], arrays["acts"], arrays["rews"]
-    if lengths.shape != (n_episodes,) or lengths.dtype.kind not in _INT_KINDS:
-        raise CorruptDatasetError(
-            f"lengths must be ({n_episodes},) ints, got {lengths.dtype} {lengths.shape}"
-        )
-    if np.any(lengths < 1):
-        raise CorruptDatasetError("every episode must have at least one action")
-    if terminal.shape != (n_episodes,) or terminal.dtype != np.bool_:
-        raise CorruptDatasetError(f"terminal must be ({n_episodes},) bool")
-    n_steps = int(lengths.sum())
-    n_obs = n_steps + n_episodes
-    if obs.dtype != obs_dtype or list(obs.shape[1:]) != obs_shape or obs.shape[:1] != (n_obs,):
-        raise CorruptDatasetError(
-            f"obs must be {obs_dtype} of shape {(n_obs, *obs_shape)}, got {obs.dtype} {obs.shape}"
-        )
-    if acts.shape != (n_steps,) or acts.dtype.kind not in _INT_KINDS:
-        raise CorruptDatasetError(f"acts must be ({n_steps},) ints, got {acts.dtype} {acts.shape}")
-    if acts.size and (acts.min() < 0 or acts.max() >= n_actions):
-        raise CorruptDatasetError(f"acts outside [0, {n_actions})")
-    if rews.shape != (n_steps,) or rews.dtype.kind != "f":
-        raise CorruptDatasetError(
-            f"rews must be ({n_steps},) floats, got {rews.dtype} {rews.shape}"
-        )
+    if acts.size and (acts.min() < 0 or acts.max() >= layout.n_actions):
+        raise CorruptDatasetError(f"acts outside [0, {layout.n_actions})")
     states = None
-    if has_states:
+    if "states" in arrays:
         st = arrays["states"]
-        if st.shape != (n_obs,) or st.dtype.kind not in _INT_KINDS or (st.size and st.min() < 0):
-            raise CorruptDatasetError(f"states must be ({n_obs},) non-negative ints")
+        if st.size and st.min() < 0:
+            raise CorruptDatasetError("states must be non-negative ints")
         states = tuple(np.split(st, np.cumsum(lengths + 1)[:-1]))
-
-    episodes = _episodes_from_json(_read_json(path / _EPISODES), n_episodes)
     obs_split = np.split(obs, np.cumsum(lengths + 1)[:-1])
     act_split = np.split(acts, np.cumsum(lengths)[:-1])
     rew_split = np.split(rews, np.cumsum(lengths)[:-1])
@@ -1014,13 +1258,3 @@ def load_dataset(
         if isinstance(err, CorruptDatasetError):
             raise
         raise CorruptDatasetError(f"{path}: {err}") from None
-
-
-def _npz_names(path: Path) -> set[str]:
-    if not path.is_file():
-        raise CorruptDatasetError(f"missing file {path.name} in {path.parent}")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return {n.removesuffix(".npy") for n in zf.namelist()}
-    except (zipfile.BadZipFile, EOFError, OSError) as err:
-        raise CorruptDatasetError(f"{path} is not a readable npz archive: {err}") from None

@@ -38,6 +38,7 @@ from behavioral import _kernels
 from behavioral.errors import InvalidModelError, InvalidPolicyError, InvalidRewardError
 
 __all__ = [
+    "StateObservations",
     "TabularModel",
     "absorbing_states",
     "check_reward",
@@ -70,6 +71,87 @@ def _as_csr(transitions: Any) -> sp.csr_array:
     return mat
 
 
+class StateObservations:
+    """The observation an env emits in each state, computed on demand: (S, *obs_shape).
+
+    A model of a large level would hold S full observations (a 151 x 151 RedDoors level:
+    22,801 states x 9 x 151 x 151 floats, 19 GB); this holds a function instead.
+    ``shape``, ``dtype``, ``ndim`` and ``len()`` cost nothing; indexing (``obs[s]``,
+    ``obs[states]``, ``obs[s, channel]``, slices) computes only the rows asked for; and
+    ``np.asarray(obs)`` computes all of them -- what AIRL asks for explicitly.
+
+    Args:
+        n_states: S.
+        obs_shape: the shape of one observation.
+        dtype: its dtype.
+        observe: ``state index -> observation`` (an array of ``obs_shape``).
+    """
+
+    def __init__(
+        self,
+        n_states: int,
+        obs_shape: tuple[int, ...],
+        dtype: Any,
+        observe: Any,
+    ) -> None:
+        if not callable(observe):
+            raise InvalidModelError("observe must be a function state index -> observation")
+        self._n = int(n_states)
+        self._obs_shape = tuple(int(d) for d in obs_shape)
+        self._dtype = np.dtype(dtype)
+        self._observe = observe
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self._n, *self._obs_shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    @property
+    def ndim(self) -> int:
+        return 1 + len(self._obs_shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the full array would take (``np.asarray``)."""
+        return int(np.prod(self.shape, dtype=np.int64)) * self._dtype.itemsize
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _row(self, s: int) -> np.ndarray:
+        if not -self._n <= s < self._n:
+            raise IndexError(f"state {s} is out of range for {self._n} states")
+        row = np.asarray(self._observe(s % self._n), dtype=self._dtype)
+        if row.shape != self._obs_shape:
+            raise InvalidModelError(
+                f"the observation of state {s} has shape {row.shape}, expected {self._obs_shape}"
+            )
+        return row
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        rest: tuple[Any, ...] = ()
+        if isinstance(index, tuple):
+            index, rest = (index[0], index[1:]) if index else (slice(None), ())
+        if isinstance(index, (int, np.integer)):
+            return self._row(int(index))[rest] if rest else self._row(int(index))
+        states = np.arange(self._n)[index]
+        rows = np.empty((states.size, *self._obs_shape), dtype=self._dtype)
+        for k, s in enumerate(states.ravel()):
+            rows[k] = self._row(int(s))
+        rows = rows.reshape(*states.shape, *self._obs_shape)
+        return rows[(slice(None),) * states.ndim + rest] if rest else rows
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"StateObservations(shape={self.shape}, dtype={self._dtype}, computed on demand)"
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class TabularModel:
     """A finite-horizon tabular MDP of one level, with features and named objectives.
@@ -86,7 +168,8 @@ class TabularModel:
         base: key of the base objective in ``objectives`` (None only when there are
             no objectives).
         cells: (S, 2) int grid (row, col) of each state, for heatmaps, or None.
-        observations: (S, *obs_shape) observation the env emits in each state, or None.
+        observations: (S, *obs_shape) observation the env emits in each state -- an array,
+            or :class:`StateObservations` computing them on demand -- or None.
         n_actions: A (inferred from ``transitions`` and S when not given).
     """
 
@@ -211,8 +294,9 @@ class TabularModel:
                     f"got {cells.dtype} {cells.shape}"
                 )
         observations = self.observations
-        if observations is not None:
+        if observations is not None and not isinstance(observations, StateObservations):
             observations = np.asarray(observations)
+        if observations is not None:
             if observations.ndim < 1 or observations.shape[0] != n_states:
                 raise InvalidModelError(
                     f"observations must have S={n_states} rows, got shape {observations.shape}"

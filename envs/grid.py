@@ -20,6 +20,7 @@ exact linear function of the features by construction.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -30,7 +31,7 @@ import scipy.sparse as sp
 from gymnasium import spaces
 
 from behavioral.errors import BehavioralError
-from behavioral.tabular import TabularModel
+from behavioral.tabular import StateObservations, TabularModel
 
 __all__ = [
     "COLORS",
@@ -249,6 +250,10 @@ class GridEnv(gym.Env[np.ndarray, np.int64]):
     :meth:`tabular_model` both go through :meth:`_transition`, so the model is the env.
 
     Class constants:
+        MAX_STEPS: the largest ``max_steps`` (episode length, the IRL horizon) accepted,
+            1000: IRL's memory grows with horizon x states x actions. Raise it in a
+            subclass for longer episodes.
+        MAX_TILE_SIZE: the largest ``tile_size`` (pixels per cell when rendering), 128.
         CHANNELS: observation layer names (keys of :data:`LAYERS`), in channel order.
         FEATURES: names of the K state-action features.
         OBJECTIVES: objective name -> {feature name: weight}; objective = features @ weights.
@@ -257,6 +262,8 @@ class GridEnv(gym.Env[np.ndarray, np.int64]):
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 6}
+    MAX_STEPS: ClassVar[int] = 1000
+    MAX_TILE_SIZE: ClassVar[int] = 128
     CHANNELS: ClassVar[tuple[str, ...]] = ()
     FEATURES: ClassVar[tuple[str, ...]] = ()
     OBJECTIVES: ClassVar[Mapping[str, Mapping[str, float]]] = {}
@@ -279,10 +286,19 @@ class GridEnv(gym.Env[np.ndarray, np.int64]):
             check_choice("render_mode", render_mode, self.metadata["render_modes"])
         if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)):
             raise InvalidEnvArgumentError(f"max_steps must be an int, got {max_steps!r}")
-        if max_steps < 1:
-            raise InvalidEnvArgumentError(f"max_steps must be >= 1, got {max_steps}")
-        if int(tile_size) < 4:
-            raise InvalidEnvArgumentError(f"tile_size must be >= 4, got {tile_size}")
+        if not 1 <= max_steps <= self.MAX_STEPS:
+            raise InvalidEnvArgumentError(
+                f"max_steps must be in [1, {self.MAX_STEPS}], got {max_steps} (the limit is "
+                f"{type(self).__name__}.MAX_STEPS: IRL's memory grows with the horizon; raise "
+                "it in a subclass for longer episodes)"
+            )
+        if isinstance(tile_size, bool) or not isinstance(tile_size, (int, np.integer)):
+            raise InvalidEnvArgumentError(f"tile_size must be an int, got {tile_size!r}")
+        if not 4 <= tile_size <= self.MAX_TILE_SIZE:
+            raise InvalidEnvArgumentError(
+                f"tile_size must be in [4, {self.MAX_TILE_SIZE}], got {tile_size} "
+                f"({type(self).__name__}.MAX_TILE_SIZE)"
+            )
         self.reward_objective = check_choice(
             "reward objective", reward_objective, tuple(self.OBJECTIVES)
         )
@@ -523,6 +539,8 @@ class GridEnv(gym.Env[np.ndarray, np.int64]):
         from :meth:`_start_states`, which come first), so levels that differ only in the
         agent's start share their state indexing; ``initial_state_dist`` is one-hot on
         this level's start. Absorbing states (episode over) map to themselves with zero features.
+        ``observations`` are computed on demand (:class:`~behavioral.tabular.StateObservations`):
+        the model never holds S full observations unless asked (``np.asarray``).
         ``features`` are (S, A, K) with ``feature_names = FEATURES``; ``objectives[name][s,
         a]`` equals ``info["objectives"][name]`` of ``step(a)`` in state ``s``;
         ``horizon = max_steps``; ``discount = 1``.
@@ -595,7 +613,25 @@ class GridEnv(gym.Env[np.ndarray, np.int64]):
             objectives=objectives,
             base=self.BASE,
             cells=np.asarray([self._cell(s) for s in states], dtype=np.int64),
-            observations=np.stack([self._observe(s) for s in states]),
+            observations=StateObservations(
+                n_states,
+                self.observation_space.shape,
+                self.observation_space.dtype,
+                _LevelObserver(self, states),
+            ),
             n_actions=n_actions,
         )
         return model, index
+
+
+class _LevelObserver:
+    """``state index -> observation`` of one level: a shallow copy of the env keeps the
+    level it was made for (a later ``reset`` gives the env a new level object)."""
+
+    def __init__(self, env: GridEnv, states: Sequence[Hashable]) -> None:
+        self.env = copy.copy(env)
+        self.env._layout_cache = {}  # the copy needs no cached models (and holds none)
+        self.states = tuple(states)
+
+    def __call__(self, index: int) -> np.ndarray:
+        return self.env._observe(self.states[index])

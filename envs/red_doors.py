@@ -67,11 +67,12 @@ class RedDoorsLevel:
 class RedDoorsEnv(GridEnv):
     """A procedurally generated maze with coloured doors in its outer wall; one is the exit.
 
-    **Level**: an ``size`` x ``size`` grid (odd, default 9) whose border is wall; inside, a
-    random maze: depth-first carving of the odd-coordinate cells, then each remaining wall
-    between two of them knocked out with probability ``openness``. The default
-    ``openness=1.0`` knocks them all out, leaving a room with pillars (every other cell on
-    even rows): a PPO ``MlpPolicy`` learns it in a few hundred thousand steps.
+    **Level**: an ``size`` x ``size`` grid (odd, 5 to :attr:`MAX_SIZE` = 51, default 9)
+    whose border is wall; inside, a random maze: depth-first carving of the odd-coordinate
+    cells, then each remaining wall between two of them knocked out with probability
+    ``openness``. The default ``openness=1.0`` knocks them all out, leaving a room with
+    pillars (every other cell on even rows): a PPO ``MlpPolicy`` learns it in a few hundred
+    thousand steps.
     ``openness=0`` gives a perfect maze, which an MLP learns far more slowly.
     ``n_doors`` doors (default 3, distinct colours from red, green, blue, yellow, purple)
     sit in the outer wall, each next to a maze cell; exactly one is the exit, marked by an
@@ -103,8 +104,8 @@ class RedDoorsEnv(GridEnv):
     ``green_door``, ``blue_door``, ``yellow_door``, ``purple_door`` (entered that door),
     ``bump`` (walked into a wall), ``step`` (1 for every step before the episode ended).
 
-    **Termination**: entering any door (``terminated``); ``max_steps`` (default 50) steps
-    (``truncated``).
+    **Termination**: entering any door (``terminated``); ``max_steps`` (default 50, at most
+    :attr:`GridEnv.MAX_STEPS` = 1000) steps (``truncated``).
 
     **Levels**: each reset draws ``level_seed`` from the env's ``np_random`` and builds the
     level from ``numpy.random.default_rng(level_seed)``; ``reset(options={"level_seed":
@@ -145,6 +146,10 @@ class RedDoorsEnv(GridEnv):
     }
     BASE = "exit"
     SPLITS = ("train", "deploy", "diverse")
+    #: The largest ``size`` accepted. A level has up to size^2 states and IRL works on
+    #: horizon x states x actions arrays; 51 keeps one level's under 100 MB at the largest
+    #: horizon. Raise it in a subclass for larger levels.
+    MAX_SIZE: ClassVar[int] = 51
 
     @classmethod
     def display_names(cls, split: str | None = None) -> dict[str, str]:
@@ -184,6 +189,18 @@ class RedDoorsEnv(GridEnv):
             raise InvalidEnvArgumentError(f"size must be an int, got {size!r}")
         if size < 5 or size % 2 == 0:
             raise InvalidEnvArgumentError(f"size must be odd and >= 5, got {size}")
+        if size > self.MAX_SIZE:
+            raise InvalidEnvArgumentError(
+                f"size must be <= {self.MAX_SIZE}, got {size} (the limit is "
+                f"{type(self).__name__}.MAX_SIZE: a level's model and IRL grow with size^2; "
+                "raise it in a subclass for larger levels)"
+            )
+        if isinstance(n_doors, bool) or not isinstance(n_doors, (int, np.integer)):
+            raise InvalidEnvArgumentError(f"n_doors must be an int, got {n_doors!r}")
+        if isinstance(openness, bool) or not isinstance(
+            openness, (int, float, np.integer, np.floating)
+        ):
+            raise InvalidEnvArgumentError(f"openness must be a number, got {openness!r}")
         n_min = 2 if split == "deploy" else 1
         if not n_min <= n_doors <= min(len(COLORS), 4 * ((size - 1) // 2)):
             raise InvalidEnvArgumentError(

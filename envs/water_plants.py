@@ -138,7 +138,8 @@ class WaterPlantsEnv(GridEnv):
     landed), ``healthy_plants``, ``drowned_plants``, ``flooded_cells`` (counts after the
     step), ``has_water`` (the container holds water after the step).
 
-    **Termination**: none; episodes are truncated after ``max_steps`` (default 50).
+    **Termination**: none; episodes are truncated after ``max_steps`` (default 50, at most
+    :attr:`GridEnv.MAX_STEPS` = 1000).
 
     **Levels**: each reset draws ``level_seed`` from the env's ``np_random`` and builds the
     level from ``numpy.random.default_rng(level_seed)``; ``reset(options={"level_seed":

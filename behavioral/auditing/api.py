@@ -3,6 +3,8 @@ episode's level model, and hand the demonstrations to :func:`audit_demonstration
 
 from __future__ import annotations
 
+import inspect
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -11,30 +13,25 @@ import numpy as np
 
 from behavioral.auditing.core import ObjectiveSpec, audit_demonstrations
 from behavioral.auditing.result import Audit
-from behavioral.errors import InvalidDemonstrationError
+from behavioral.checks import check_bool, check_choice, check_fraction, check_int, check_seed
+from behavioral.environments import make_env
+from behavioral.errors import (
+    EnvContractError,
+    InvalidArgumentError,
+    InvalidDemonstrationError,
+    InvalidRewardError,
+)
+from behavioral.policies import has_tabular_model
 from behavioral.tabular import TabularModel, content_digest
 
 __all__ = ["audit", "merge_levels"]
 
 
-def _make_env(env: Any, dataset: Any) -> Any:
-    import gymnasium as gym
-
-    from behavioral.errors import UnknownEnvError
-
-    if env is None:
-        if dataset is None or not dataset.metadata.get("env_id"):
-            raise ValueError("pass env= (a gymnasium env or env id) to audit a policy")
-        env = dataset.metadata["env_id"]
-        kwargs = dict(dataset.metadata.get("env_kwargs") or {})
-    else:
-        kwargs = {}
-    if isinstance(env, str):
-        try:
-            return gym.make(env, **kwargs)
-        except gym.error.Error as err:
-            raise UnknownEnvError(f"cannot make env {env!r}: {err}") from None
-    return env
+#: audit_demonstrations' keywords that audit() sets itself (the others pass through).
+_SET_HERE = frozenset(
+    {"models", "demonstrations", "levels", "objectives", "base", "seed", "recovered",
+     "metadata", "episodes"}
+)  # fmt: skip
 
 
 def audit(
@@ -49,6 +46,8 @@ def audit(
     deterministic: bool = False,
     progress_bar: bool = False,
     method_kwargs: Mapping[str, Any] | None = None,
+    replay: bool = True,
+    policy_name: str | None = None,
     **kwargs: Any,
 ) -> Audit:
     """Audit a policy (rolled out here) or a recorded trajectory dataset.
@@ -57,37 +56,63 @@ def audit(
         behaviour: a policy -- anything with stable-baselines3's ``predict``, a callable
             ``obs -> action``, a tabular planner -- or a :class:`behavioral.rollout.Dataset`,
             or the path of a saved dataset directory.
-        env: the gymnasium env (or its id). For a dataset it defaults to the env the
-            dataset was recorded in; a different env raises ``DatasetMismatchError``.
-        episodes: episodes to roll out (policies only).
+        env: the gymnasium env (or its registered id, e.g. ``"behavioral/RedDoors-v0"``).
+            For a dataset it defaults to the env the dataset was recorded in (made from the
+            validated id and kwargs of its metadata); a different env raises
+            ``DatasetMismatchError``. The env must have an exact tabular model
+            (``tabular_model()``, or a seals tabular env).
+        episodes: episodes to roll out (policies only; an int >= 1).
         method: ``"maxent"`` (MaxEnt IRL over the levels' features) or ``"airl"``
             (imitation's AIRL on the env's observations).
-        seed: seeds the rollout, the IRL method and the bootstrap. The same seed gives the
-            same audit.
-        objectives: candidate objectives (name -> array or ``model -> array``). They
-            extend the env's declared objectives (a declared name is replaced; a declared
-            name mapped to None is left out of the candidates). Needed
-            for envs that declare none, such as seals envs (whose reward is declared as
-            ``"reward"``).
+        seed: a non-negative int; seeds the rollout, the IRL method and the bootstrap. The
+            same seed gives the same audit.
+        objectives: candidate objectives, a mapping name -> (S,) / (S, A) real array or
+            function ``model -> array``. They extend the env's declared objectives (a
+            declared name is replaced; a declared name mapped to None is left out of the
+            candidates). Needed for envs that declare none, such as seals envs (whose
+            reward is declared as ``"reward"``). Complex, non-numeric or non-finite
+            rewards are refused.
         base: the base objective's name (default: the env's).
-        deterministic: roll the policy out with its most probable actions.
-        progress_bar: show progress bars.
+        deterministic: roll the policy out with its most probable actions (a bool).
+        progress_bar: show progress bars (a bool).
         method_kwargs: extra arguments for the IRL method (e.g. AIRL's training steps).
+        replay: for a dataset, replay every episode in the env first and check that its
+            observations, rewards, states, returns and outcomes are what the env gives
+            (:meth:`~behavioral.rollout.Dataset.verify`); False for envs that are not
+            deterministic given the reset seed.
+        policy_name: the short name reports show for the policy (titles, tables). Default:
+            the dataset's recorded one, else the policy's own (``load_zoo`` and
+            ``load_ppo`` name the models they return; planners are named by their spec,
+            ``planner:red_door:5``), else one derived from its description.
         **kwargs: passed to :func:`audit_demonstrations` (``confidence``,
             ``n_bootstrap``, ``l2``, ``min_explained``, ``significance``, ``lapse``, ...).
 
     Returns:
         An :class:`Audit`.
+
+    Raises:
+        InvalidArgumentError: an argument of the wrong type or outside its range, an
+            unknown keyword, no env for a policy.
+        EnvContractError: ``env`` is not a gymnasium env, or has no tabular model.
+        InvalidEnvIdError, UnknownEnvError: an env id that is malformed or not registered.
+        DatasetError: a dataset that cannot be loaded, does not fit the env or does not
+            replay as recorded (its subclasses say which).
+        InvalidRewardError: an objective that is complex, non-numeric, of the wrong shape
+            or not finite.
     """
     import importlib
 
     # ``behavioral.rollout`` the module (the package may export names that shadow it).
     rollout_mod = importlib.import_module("behavioral.rollout")
 
-    if method not in ("maxent", "airl"):
-        raise ValueError(f"method must be 'maxent' or 'airl', got {method!r}")
-    ss = np.random.SeedSequence(int(seed))
-    rollout_seed = int(seed)
+    options = _check_options(
+        kwargs, episodes=episodes, method=method, seed=seed, deterministic=deterministic,
+        progress_bar=progress_bar, replay=replay, base=base, method_kwargs=method_kwargs,
+        policy_name=policy_name,
+    )  # fmt: skip
+    seed, episodes = check_seed(seed), check_int(episodes, "episodes", minimum=1)
+    objectives = _checked_objectives(objectives)
+    ss = np.random.SeedSequence(seed)
     irl_seed, boot_seed = (int(s.generate_state(1)[0]) for s in ss.spawn(2))
 
     if isinstance(behaviour, (str, os.PathLike)):
@@ -96,16 +121,18 @@ def audit(
         dataset = behaviour
     else:
         dataset = None
-    gym_env = _make_env(env, dataset)
+    gym_env = _audited_env(env, dataset)
     if dataset is None:
         dataset = rollout_mod.rollout(
             behaviour,
             gym_env,
             episodes=episodes,
-            seed=rollout_seed,
+            seed=seed,
             deterministic=deterministic,
             progress_bar=progress_bar,
         )
+    elif replay:
+        dataset.verify(gym_env)
     if len(dataset) == 0:
         raise InvalidDemonstrationError("the dataset has no episodes")
     models, levels = merge_levels(dataset.level_models(gym_env))
@@ -113,7 +140,7 @@ def audit(
 
     if objectives is not None:
         declared = {n: (lambda m, n=n: m.objectives[n]) for n in models[0].objectives}
-        merged = {**declared, **dict(objectives)}
+        merged = {**declared, **objectives}
         objectives = {n: spec for n, spec in merged.items() if spec is not None}
 
     recovered = None
@@ -128,7 +155,8 @@ def audit(
         "env_kwargs": dataset.metadata.get("env_kwargs"),
         "split": dataset.metadata.get("split"),
         "policy": dataset.metadata.get("policy"),
-        "seed": int(seed),
+        "policy_name": policy_name or dataset.metadata.get("policy_name"),
+        "seed": seed,
         "method": method,
         "behavioral_version": _version(),
     }
@@ -142,8 +170,149 @@ def audit(
         recovered=recovered,
         metadata=meta,
         episodes=dataset.episodes,
-        **kwargs,
+        **options,
     )
+
+
+def _check_options(kwargs: Mapping[str, Any], **given: Any) -> dict[str, Any]:
+    """Validate audit()'s own arguments and the keywords passed on to the core; return
+    the latter."""
+    check_int(given["episodes"], "episodes", minimum=1)
+    check_choice(given["method"], "method", ("maxent", "airl"))
+    check_seed(given["seed"])
+    if given["policy_name"] is not None and not (
+        isinstance(given["policy_name"], str) and given["policy_name"].strip()
+    ):
+        raise InvalidArgumentError(
+            f"policy_name must be a non-empty string, got {given['policy_name']!r}"
+        )
+    for flag in ("deterministic", "progress_bar", "replay"):
+        check_bool(given[flag], flag)
+    if given["base"] is not None and not isinstance(given["base"], str):
+        raise InvalidArgumentError(f"base must be an objective's name, got {given['base']!r}")
+    if given["method_kwargs"] is not None and not isinstance(given["method_kwargs"], Mapping):
+        raise InvalidArgumentError("method_kwargs must be a mapping of keyword arguments")
+    allowed = sorted(set(inspect.signature(audit_demonstrations).parameters) - _SET_HERE)
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise InvalidArgumentError(
+            f"audit() got unknown keyword arguments {unknown}; it takes episodes, method, "
+            "seed, objectives, base, deterministic, progress_bar, method_kwargs, replay and "
+            f"{', '.join(allowed)}"
+        )
+    options = dict(kwargs)
+    for name in ("confidence", "significance"):
+        if name in options:
+            options[name] = check_fraction(options[name], name)
+    if "n_bootstrap" in options:
+        options["n_bootstrap"] = check_int(options["n_bootstrap"], "n_bootstrap", minimum=10)
+    for name in ("living_reward",):
+        if name in options:
+            check_bool(options[name], name)
+    if "lapse" in options and options["lapse"] not in (True, False, "auto"):
+        raise InvalidArgumentError(f"lapse must be True, False or 'auto', got {options['lapse']!r}")
+    for name in ("min_explained", "min_evidence"):
+        if name in options:
+            _check_real(options[name], name)
+    return options
+
+
+def _check_real(value: Any, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
+        raise InvalidArgumentError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(float(value)) or float(value) < 0:
+        raise InvalidArgumentError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _checked_objectives(objectives: Any) -> dict[str, Any] | None:
+    """The caller's objectives with each array checked and each function's result checked
+    when it is called (complex, non-numeric: refused, never truncated)."""
+    if objectives is None:
+        return None
+    if not isinstance(objectives, Mapping):
+        raise InvalidArgumentError(
+            "objectives must be a mapping name -> reward array or function model -> array "
+            f"(or None), got {type(objectives).__name__}"
+        )
+    out: dict[str, Any] = {}
+    for name, spec in objectives.items():
+        if not isinstance(name, str):
+            raise InvalidArgumentError(f"objective names must be strings, got {name!r}")
+        if spec is None:
+            out[name] = None
+        elif callable(spec):
+            out[name] = _CheckedObjective(name, spec)
+        else:
+            out[name] = _real_reward(name, spec)
+    return out
+
+
+def _real_reward(name: str, value: Any) -> np.ndarray:
+    """``value`` as a real float array; complex, object and string arrays are refused."""
+    arr = np.asarray(value)
+    if arr.dtype.kind == "c":
+        raise InvalidRewardError(
+            f"objective {name!r} is complex; rewards are real numbers (it would lose its "
+            "imaginary part)"
+        )
+    if arr.dtype.kind not in "biuf":
+        raise InvalidRewardError(f"objective {name!r} is not a numeric array (dtype {arr.dtype})")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise InvalidRewardError(f"objective {name!r} contains NaN or infinite entries")
+    return arr
+
+
+class _CheckedObjective:
+    """A caller's objective function whose result is checked like an array objective."""
+
+    def __init__(self, name: str, fn: Any) -> None:
+        self.name, self.fn = name, fn
+        self.__qualname__ = getattr(fn, "__qualname__", name)
+
+    def __call__(self, model: TabularModel) -> np.ndarray:
+        return _real_reward(self.name, self.fn(model))
+
+
+def _audited_env(env: Any, dataset: Any) -> Any:
+    """The gym env of an audit: the one given (or made from its id), or the dataset's;
+    refused unless it has an exact tabular model."""
+    if env is None:
+        if dataset is None:
+            raise InvalidArgumentError(
+                "pass env= (a gymnasium env or a registered env id) to audit a policy"
+            )
+        if not dataset.metadata.get("env_id"):
+            raise InvalidArgumentError(
+                "the dataset does not record its env id: pass env= (a gymnasium env or id)"
+            )
+        env = make_env(dataset.metadata["env_id"], kwargs=dataset.metadata.get("env_kwargs"))
+    elif isinstance(env, str):
+        env = make_env(env)
+    elif not all(callable(getattr(env, a, None)) for a in ("reset", "step")) or not hasattr(
+        env, "action_space"
+    ):
+        raise EnvContractError(
+            f"env must be a gymnasium env or a registered env id, got {type(env).__name__}"
+        )
+    _require_tabular_model(env)
+    return env
+
+
+def _require_tabular_model(env: Any) -> None:
+    """The one place an env without an exact model is refused (model extraction for
+    other discrete envs, e.g. Minigrid, plugs in here)."""
+    if not has_tabular_model(env):
+        name = (
+            env.spec.id if getattr(env, "spec", None) is not None else type(env.unwrapped).__name__
+        )
+        raise EnvContractError(
+            f"cannot audit {name}: the audit needs a discrete model of each level (the env's "
+            "tabular_model(), or a seals tabular env), and none can be extracted from this env"
+        )
 
 
 def _model_key(model: TabularModel) -> bytes:

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,14 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from behavioral import compare
+from behavioral import compare, files
 from behavioral.auditing.decision import DecisionConfig, Evidence, Verdict
-from behavioral.files import replace_dir
 from behavioral.irl.maxent import Demonstration, RecoveredReward
 from behavioral.tabular import TabularModel
 
 __all__ = ["SUMMARY_VERSION", "Audit"]
-
 
 #: Version of the layout of ``summary.json`` (2: typed evidence and decision, named rows).
 SUMMARY_VERSION = 2
@@ -121,43 +116,44 @@ class Audit:
                 "n_parameters": rec.parameter_count,
             },
             "coverage": self.coverage.summary(),
-            "decision": _jsonable(_decision_dict(self.decision)),
-            "evidence": _jsonable(_evidence_dict(self.evidence)),
-            "config": _jsonable(dataclasses.asdict(self.config)),
-            "fit_options": _jsonable(dict(self.fit_options)),
+            "decision": files.jsonable(_decision_dict(self.decision)),
+            "evidence": files.jsonable(_evidence_dict(self.evidence)),
+            "config": files.jsonable(dataclasses.asdict(self.config)),
+            "fit_options": files.jsonable(dict(self.fit_options)),
             "n_episodes": len(self.demonstrations),
             "n_levels": len(self.levels),
-            "metadata": _jsonable(dict(self.metadata)),
+            "metadata": files.jsonable(dict(self.metadata)),
         }
 
     def save(self, directory: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the audit to ``directory`` (``summary.json``; the report module adds
         ``report.html``, ``report.md`` and PNG heatmaps when available).
 
-        The directory is written next to its final place and renamed into it, so an
-        existing report is never half-overwritten; it is replaced only with
-        ``overwrite=True``.
+        Written through :mod:`behavioral.files`: the directory is staged next to its final
+        place and renamed into it, so an existing report is never half-overwritten; it is
+        replaced only with ``overwrite=True`` (and only if it is a report directory), and
+        one that appears while the report is being written is kept.
+
+        Returns:
+            The report directory (absolute).
+
+        Raises:
+            OutputExistsError: ``directory`` exists (or appeared meanwhile) and
+                ``overwrite`` is False, or it is not a report directory.
+            OutputBusyError: another process is writing the same directory.
+            OutputError: ``directory`` cannot be written.
         """
-        target = Path(directory)
-        if target.exists() and not overwrite:
-            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a report is meant to be read
-        try:
-            with open(tmp / "summary.json", "w", encoding="utf-8") as fh:
-                json.dump(self.summary(), fh, indent=2, allow_nan=False)
+
+        def fill(tmp: Path) -> None:
+            (tmp / "summary.json").write_text(files.dumps_json(self.summary()), encoding="utf-8")
             try:
                 from behavioral import report  # the HTML/PNG report, when installed
             except ImportError:  # pragma: no cover - report module absent
                 report = None
             if report is not None and hasattr(report, "write_report"):
                 report.write_report(self, tmp)
-            replace_dir(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return target
+
+        return files.write_dir(directory, fill, overwrite=overwrite, expect=files.REPORT_FILES)
 
     def _repr_html_(self) -> str:
         """The report (verdict, table, figures) as HTML, for Jupyter."""
@@ -171,23 +167,6 @@ class Audit:
             f"Audit(verdict={self.verdict!r}{extra}, base={self.base!r}, "
             f"episodes={len(self.demonstrations)}, levels={len(self.levels)})"
         )
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, (np.floating, float)):
-        v = float(x)
-        return v if math.isfinite(v) else None
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.bool_,)):
-        return bool(x)
-    return x
 
 
 def _decision_dict(v: Verdict) -> dict[str, Any]:

@@ -22,8 +22,6 @@ The package, layer by layer (each usable alone):
 ``Audit._repr_html_`` calls :func:`report_html`.
 """
 
-from behavioral.files import replace_dir  # noqa: F401  (imported from here by older callers)
-from behavioral.irl.intervals import maxent_weight_intervals
 from behavioral.report.figures import audit_figures, comparison_figure, level_figure, level_frame
 from behavioral.report.labels import env_display_names
 from behavioral.report.levels import (
@@ -79,7 +77,6 @@ __all__ = [
     "level_figure",
     "level_frame",
     "level_layout",
-    "maxent_weight_intervals",
     "plot_candidates",
     "plot_feature_profiles",
     "plot_heatmap",

@@ -13,10 +13,7 @@ built next to their place and renamed into it): nothing is ever left half-writte
 from __future__ import annotations
 
 import io
-import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -148,7 +145,7 @@ def _comparison_files(
     out["report.md"] = pages.comparison_markdown(
         audits, labels, list(images), captions, page_title=title
     ).encode("utf-8")
-    out["summary.json"] = json.dumps(summary, indent=2).encode("utf-8")
+    out["summary.json"] = files.dumps_json(summary).encode("utf-8")
     return out
 
 
@@ -182,7 +179,8 @@ def write_comparison_report(
         The directory.
 
     Raises:
-        FileExistsError: ``directory`` exists and ``overwrite`` is False.
+        OutputExistsError: ``directory`` exists and ``overwrite`` is False (also a
+            ``FileExistsError``).
         ValueError: fewer than two audits, or labels or links of the wrong length.
     """
     audits = list(audits)
@@ -193,23 +191,17 @@ def write_comparison_report(
         raise ValueError(f"{len(labels)} labels for {len(audits)} audits")
     if links is not None and len(links) != len(audits):
         raise ValueError(f"{len(links)} links for {len(audits)} audits")
-    target = Path(directory)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+    # the target is checked (and reserved) before the figures are drawn
+    files.check_target(directory, kind="dir", overwrite=overwrite, expect=files.REPORT_FILES)
     content = _comparison_files(
         audits, labels, links, title or pages.comparison_title(audits, labels)
     )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a report is meant to be read
+
+    def fill(tmp: Path) -> None:
         for name, data in content.items():
-            files.write_atomic(tmp / name, data)
-        files.replace_dir(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+            (tmp / name).write_bytes(data)
+
+    return files.write_dir(directory, fill, overwrite=overwrite, expect=files.REPORT_FILES)
 
 
 def write_demo_index(

@@ -42,7 +42,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from behavioral.errors import UnknownZooEntryError, ZooFileError
+from behavioral.errors import PolicyFileError, UnknownZooEntryError, ZooFileError
 
 __all__ = ["ZOO", "ZOO_DIR", "ZooEntry", "load_zoo"]
 
@@ -127,16 +127,16 @@ ZOO: Mapping[str, ZooEntry] = _entries(
 
 
 def load_zoo(name: str) -> Any:
-    """Load the zoo policy ``name`` (a ``stable_baselines3.PPO`` on CPU).
+    """Load the zoo policy ``name`` (a ``stable_baselines3.PPO`` on CPU, ready to act).
 
     The result is accepted wherever the library takes a policy (``rollout``, ``audit``);
-    its ``behavioral_metadata`` records how it was trained. Only the package's own zips
-    are loaded (SB3's format is pickle-based: never point this at untrusted files).
+    its ``behavioral_metadata`` records how it was trained. The zip is read with
+    :func:`behavioral.policies.load_ppo`'s safe path: nothing in it is unpickled.
 
     Raises:
         UnknownZooEntryError: ``name`` is not in :data:`ZOO`.
-        ZooFileError: the zip is missing (regenerate it with ``analyses/train_zoo.py``)
-            or its metadata does not match the entry.
+        ZooFileError: the zip is missing (regenerate it with ``analyses/train_zoo.py``),
+            unreadable, or its metadata does not match the entry.
     """
     from behavioral.policies import load_ppo
 
@@ -147,7 +147,10 @@ def load_zoo(name: str) -> Any:
         raise ZooFileError(
             f"{entry.path} is missing; regenerate it with analyses/train_zoo.py {name}"
         )
-    model = load_ppo(entry.path)
+    try:
+        model = load_ppo(entry.path)
+    except PolicyFileError as err:
+        raise ZooFileError(f"zoo entry {name!r}: {err}") from None
     meta = getattr(model, "behavioral_metadata", None) or {}
     expected = {
         "env_id": entry.env_id,
@@ -157,4 +160,5 @@ def load_zoo(name: str) -> Any:
     found = {k: meta.get(k) for k in expected}
     if found != expected:
         raise ZooFileError(f"{entry.path} was trained with {found}, expected {expected}")
+    model.behavioral_name = name  # the short name reports and tables show
     return model
