@@ -40,8 +40,8 @@ from behavioral.auditing import merge_levels
 from behavioral.cli import main as cli
 from behavioral.cli.commands import _irl_document
 from behavioral.environments import make_env
-from behavioral.irl.maxent import Demonstration, maxent_irl
 from behavioral.irl.intervals import maxent_weight_intervals
+from behavioral.irl.maxent import Demonstration, maxent_irl
 from behavioral.rollout import load_dataset
 
 

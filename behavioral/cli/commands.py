@@ -166,10 +166,10 @@ def _irl_document(dataset: Any, args: argparse.Namespace) -> dict[str, Any]:
 
     import behavioral
     from behavioral.auditing import merge_levels
-    from behavioral.environments import make_env as make
-    from behavioral.irl.maxent import Demonstration, maxent_irl
     from behavioral.auditing.fitting import FTOL, GTOL
+    from behavioral.environments import make_env as make
     from behavioral.irl.intervals import maxent_weight_intervals
+    from behavioral.irl.maxent import Demonstration, maxent_irl
 
     meta = dataset.metadata
     if not meta.get("env_id"):
