@@ -295,21 +295,30 @@ class SB3Policy:
         self._state: Any = None
         self._episode_start = True
         self._description = description or _describe_sb3(model)
+        self._actor: Any = None  # the torch policy, once known (see _torch_policy)
 
     @property
     def description(self) -> str:
         return self._description
 
     def _torch_policy(self) -> Any:
-        from stable_baselines3.common.policies import ActorCriticPolicy
+        """The actor-critic policy whose categorical action distribution is read directly,
+        put in evaluation mode (once), or None (then ``predict`` is used)."""
+        if self._actor is None:
+            from stable_baselines3.common.distributions import CategoricalDistribution
+            from stable_baselines3.common.policies import ActorCriticPolicy
 
-        policy = getattr(self.model, "policy", self.model)
-        if not isinstance(policy, ActorCriticPolicy):
-            return None
-        # Recurrent policies take (obs, lstm_states, episode_starts): use predict().
-        if len(inspect.signature(policy.get_distribution).parameters) != 1:
-            return None
-        return policy
+            policy = getattr(self.model, "policy", self.model)
+            ok = (
+                isinstance(policy, ActorCriticPolicy)
+                and isinstance(policy.action_dist, CategoricalDistribution)
+                # Recurrent policies take (obs, lstm_states, episode_starts): use predict().
+                and len(inspect.signature(policy.get_distribution).parameters) == 1
+            )
+            if ok:
+                policy.set_training_mode(False)
+            self._actor = policy if ok else False
+        return self._actor or None
 
     def reset(self, env: gym.Env, rng: np.random.Generator) -> None:
         del env, rng
@@ -320,20 +329,20 @@ class SB3Policy:
         """(A,) action probabilities on ``obs``, or None when the model has no
         categorical action distribution to read them from."""
         import torch
-        from stable_baselines3.common.distributions import CategoricalDistribution
 
         policy = self._torch_policy()
         if policy is None:
             return None
-        policy.set_training_mode(False)
         with torch.no_grad():
             obs_t, vectorized = policy.obs_to_tensor(obs)
             if vectorized and obs_t.shape[0] != 1:
                 raise EnvContractError("act() takes one observation, not a batch")
-            dist = policy.get_distribution(obs_t)
-            if not isinstance(dist, CategoricalDistribution):
-                return None
-            probs = dist.distribution.probs[0].cpu().numpy().astype(np.float64)
+            # get_distribution's computation, without building the distribution objects:
+            # the same modules and the same normalisation as torch's Categorical(logits=)
+            features = policy.extract_features(obs_t, policy.pi_features_extractor)
+            logits = policy.action_net(policy.mlp_extractor.forward_actor(features))
+            logits = logits - logits.logsumexp(dim=-1, keepdim=True)
+            probs = torch.softmax(logits, dim=-1)[0].cpu().numpy().astype(np.float64)
         return probs
 
     def act(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -321,6 +322,9 @@ class GridEnv(gym.Env[np.ndarray, np.int64]):
         self._model: TabularModel | None = None
         self._index: dict[Hashable, int] | None = None
         self._layout_cache: dict[Hashable, tuple[TabularModel, dict[Hashable, int]]] = {}
+        self._level_models: OrderedDict[Hashable, tuple[TabularModel, dict[Hashable, int]]] = (
+            OrderedDict()
+        )
 
     # ------------------------------------------------------------------ hooks
     def _generate_level(self, rng: np.random.Generator) -> Any:
@@ -548,14 +552,7 @@ class GridEnv(gym.Env[np.ndarray, np.int64]):
         if self._state is None:
             raise gym.error.ResetNeeded("call reset() before tabular_model()")
         if self._model is None:
-            key = self._layout_key()
-            cached = None if key is None else self._layout_cache.get(key)
-            if cached is None:
-                cached = self._enumerate()
-                if key is not None:
-                    self._layout_cache.clear()  # keep one layout: models can be large
-                    self._layout_cache[key] = cached
-            model, index = cached
+            model, index = self._cached_model()
             start = index[self._initial_state()]
             if model.initial_state_dist[start] != 1.0:
                 init = np.zeros(model.n_states)
@@ -563,6 +560,36 @@ class GridEnv(gym.Env[np.ndarray, np.int64]):
                 model = model.replace(initial_state_dist=init)
             self._model, self._index = model, index
         return self._model
+
+    #: Levels whose models are kept (by level seed or spec) when no layout is shared:
+    #: rolling a policy out and auditing it then builds each level's model once.
+    LEVEL_CACHE_SIZE: ClassVar[int] = 256
+
+    def _cached_model(self) -> tuple[TabularModel, dict[Hashable, int]]:
+        """The enumerated model of the current level, from a cache when it was built before:
+        by layout (:meth:`_layout_key`, one kept: such models can be large), else by level
+        (its seed, or its spec's JSON), the last :attr:`LEVEL_CACHE_SIZE` kept."""
+        key = self._layout_key()
+        if key is not None:
+            cached = self._layout_cache.get(key)
+            if cached is None:
+                cached = self._enumerate()
+                self._layout_cache.clear()
+                self._layout_cache[key] = cached
+            return cached
+        level_key: Hashable = (
+            ("seed", self.level_seed)
+            if self.level_seed is not None
+            else ("spec", self.level.to_json())
+        )
+        cached = self._level_models.get(level_key)
+        if cached is None:
+            cached = self._level_models[level_key] = self._enumerate()
+            while len(self._level_models) > self.LEVEL_CACHE_SIZE:
+                self._level_models.popitem(last=False)
+        else:
+            self._level_models.move_to_end(level_key)
+        return cached
 
     def _enumerate(self) -> tuple[TabularModel, dict[Hashable, int]]:
         n_actions = int(self.action_space.n)
