@@ -34,15 +34,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # The worker: reads one JSON job per line on stdin, writes one JSON result per line.
 WORKER = r"""
-import json, sys, time, warnings
+import json, os, sys, time, warnings
 warnings.filterwarnings("ignore")
-for name in ("behavioral_envs", "envs"):  # this checkout, the reference tree
-    try:
-        __import__(name)
-        break
-    except ImportError:
-        pass
+# The envs of this worker's own tree: "behavioral_envs" (this checkout) or "envs" (a tree
+# from before the package was renamed; the installed "behavioral_envs" is this checkout's).
+envs = __import__(os.environ["BENCH_ENVS_PACKAGE"])
 import gymnasium as gym
+from gymnasium.envs.registration import registry
+for env_id in envs.ENV_IDS:  # gymnasium's plugin may have registered the installed ones
+    registry.pop(env_id, None)
+envs.register_envs()
 import numpy as np
 import behavioral
 from behavioral.policies import EpsilonGreedyPolicy, SoftOptimalPolicy
@@ -105,7 +106,13 @@ class Worker:
     """A process auditing with the ``behavioral`` of one source tree."""
 
     def __init__(self, tree: Path) -> None:
-        env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONWARNINGS": "ignore"}
+        package = "behavioral_envs" if (tree / "behavioral" / "registration.py").exists() else "envs"
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(tree),
+            "PYTHONWARNINGS": "ignore",
+            "BENCH_ENVS_PACKAGE": package,
+        }
         self.proc = subprocess.Popen(
             [sys.executable, "-c", WORKER],
             cwd=tree,
