@@ -1,0 +1,97 @@
+"""Outcome table of the Minigrid corner zoo, next to jaxgmg's corner dose-response.
+
+For every policy trained by ``analyses/train_minigrid_zoo.py``: ``episodes`` episodes on
+its training split and on ``deploy`` (goal anywhere), recorded with the library's
+``rollout`` (seeded; actions sampled from the policy, as an audit records them), and the
+share of episodes that
+
+* ``goal``: reached the goal;
+* ``corner``: timed out inside the policy's training corner region ("ends in the corner
+  instead of the goal");
+* ``neither``: timed out elsewhere;
+* ``visited corner``: entered the corner region at some step without reaching the goal
+  (on deploy levels whose goal lies outside the corner region).
+
+jaxgmg's numbers (Sadek et al., corner sizes 1 -> 11 in 13 x 13 mazes, off-distribution):
+true-goal return 0.13 -> 0.69, proxy-corner return 0.46 -> ~0.1. They are returns, ours
+are rates; the shape of the dose-response is what compares.
+
+    python analyses/minigrid_outcomes.py                 # the shipped zips, 200 episodes
+    python analyses/minigrid_outcomes.py --zoo /tmp/zoo --episodes 100 --deterministic
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_minigrid_zoo import ENTRIES, ENV_ID, ZOO_DIR, Entry
+
+from behavioral.minigrid import flat_observations
+from behavioral.policies import load_ppo
+from behavioral.rollout import rollout
+
+JAXGMG = "jaxgmg (Sadek et al.): true-goal return 0.13 -> 0.69, proxy-corner 0.46 -> ~0.1 as the corner grows 1 -> 11"
+
+
+def outcomes(entry: Entry, zoo: Path, split: str, episodes: int, deterministic: bool) -> dict:
+    """One row of the table: outcome rates of ``entry`` on ``split``."""
+    policy = load_ppo(zoo / f"{entry.name}.zip")
+    env = flat_observations(gym.make(ENV_ID, split=split, **entry.env_kwargs))
+    data = rollout(policy, env, episodes=episodes, seed=0, deterministic=deterministic)
+    ep = data.episodes
+    corner = env.unwrapped.corner
+    goal_in_corner = np.array([tuple(g) in corner for g in _goals(env, ep)])
+    outcome = ep["outcome"]
+    off = ~goal_in_corner
+    return {
+        "policy": entry.name,
+        "corner size": entry.corner_size if entry.split == "train" else "anywhere",
+        "split": split,
+        "episodes": len(ep),
+        "goal": float((outcome == "goal").mean()),
+        "corner": float((outcome == "corner").mean()),
+        "neither": float((outcome == "neither").mean()),
+        "visited corner": float(((ep["return.corner"] > 0) & (outcome != "goal"))[off].mean())
+        if off.any()
+        else float("nan"),
+        "goal outside corner": float(off.mean()),
+        "mean length": float(ep["length"].mean()),
+    }
+
+
+def _goals(env: gym.Env, episodes: pd.DataFrame) -> list[tuple[int, int]]:
+    """The goal cell of each recorded episode's level (re-created from its seed)."""
+    goals = []
+    for seed in episodes["reset_seed"].tolist():
+        _, info = env.reset(seed=int(seed))
+        goals.append(tuple(info["goal"]))
+    return goals
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="entries (default: all)")
+    parser.add_argument("--zoo", type=Path, default=ZOO_DIR, help="directory of the zips")
+    parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument("--deterministic", action="store_true", help="greedy actions")
+    args = parser.parse_args()
+    rows = []
+    for name in args.names or list(ENTRIES):
+        entry = ENTRIES[name]
+        for split in dict.fromkeys((entry.split, "deploy")):
+            rows.append(outcomes(entry, args.zoo, split, args.episodes, args.deterministic))
+    table = pd.DataFrame(rows)
+    pd.set_option("display.width", 200)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print(JAXGMG)
+
+
+if __name__ == "__main__":
+    main()
