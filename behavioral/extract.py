@@ -185,6 +185,11 @@ class Binding(abc.ABC):
             "codec an observe function"
         )
 
+    def is_current(self) -> bool:
+        """Whether the env is still in the level this binding was made in (not reset
+        since: a reset builds a new level, even with the same seed)."""
+        return True
+
     def model_reward(self, reward: float) -> float:
         """The model's reward for a step whose env reward was ``reward`` (non-zero)."""
         return reward
@@ -368,6 +373,13 @@ class DeepCopyCodec(StateCodec):
 
 
 class _GridEnvBinding(Binding):
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        self._level = env.level
+
+    def is_current(self) -> bool:
+        return self.env.level is self._level
+
     def key(self) -> Hashable:
         return self.env._state
 
@@ -764,6 +776,11 @@ class ExtractedLevel:
             raise ExtractionError(
                 "this level is bound to another env instance: call extract_level(env) "
                 "after resetting env (a cache hit re-binds it)"
+            )
+        if not self.binding.is_current():
+            raise ExtractionError(
+                "the env was reset since this level was extracted: call extract_level(env) "
+                "again after every reset (a level seen before comes from the cache)"
             )
         return u
 

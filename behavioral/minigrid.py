@@ -112,6 +112,7 @@ class _MinigridBinding(Binding):
         from minigrid.core.world_object import WorldObj
 
         self._worldobj = WorldObj
+        self._grid = env.grid
         pool: list[Any] = []
         ids: dict[int, int] = {}
 
@@ -186,6 +187,9 @@ class _MinigridBinding(Binding):
         env.step_count = 0
 
     # -- the rest of the binding
+    def is_current(self) -> bool:
+        return self.env.grid is self._grid
+
     def _env_fingerprint(self) -> tuple[Any, ...]:
         env = self.env
         refs = tuple(

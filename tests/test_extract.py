@@ -332,6 +332,8 @@ def test_cache_serves_a_level_again_and_rebinds_it() -> None:
     again = extract_level(env, cache=cache)
     assert again.steps == 0 and again.model is first.model
     env.reset(seed=12)
+    with pytest.raises(ExtractionError, match="reset"):
+        again.state_index(env)  # a state of another level would be misread
     other = extract_level(env, cache=cache)
     assert other.steps > 0 and len(cache) == 2
     # another instance of the same level: served from the cache, bound to the new env
