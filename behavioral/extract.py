@@ -127,7 +127,17 @@ class CodecError(ExtractionError):
 
 
 class TooManyStatesError(ExtractionError):
-    """More states are reachable from the level's reset state than ``max_states``."""
+    """More states are reachable from the level's reset state than ``max_states``.
+
+    Attributes:
+        states: the bound that was exceeded.
+        steps: ``env.step`` calls made before giving up.
+    """
+
+    def __init__(self, message: str, *, states: int = 0, steps: int = 0) -> None:
+        super().__init__(message)
+        self.states = states
+        self.steps = steps
 
 
 class UnsupportedWrapperError(ExtractionError):
@@ -574,7 +584,9 @@ class _Search:
             raise TooManyStatesError(
                 f"more than {self.max_states} states are reachable from this level's reset "
                 f"state (found after {g.steps} steps): pass a larger max_states= if memory "
-                "allows, or audit smaller levels"
+                "allows, or audit smaller levels",
+                states=self.max_states,
+                steps=g.steps,
             )
         self.index[ended][key] = j
         g.keys.append(key)

@@ -389,3 +389,23 @@ def test_grid_codec_needs_a_reset_env() -> None:
 
     with pytest.raises(CodecError, match="reset"):
         GridEnvCodec().bind(RedDoorsEnv())
+
+
+def test_public_names_and_the_benchmark_runs() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import behavioral
+
+    assert behavioral.extract_model is extract_model
+    script = Path(__file__).resolve().parents[1] / "analyses" / "benchmarks" / "extract_speed.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "270 states, 1820 steps from 260 live states" in proc.stdout
+    assert "fast codec (MinigridCodec):" in proc.stdout
+    assert "generic codec (DeepCopyCodec):" in proc.stdout
+    ratio = proc.stdout.split("ratio (generic / fast, cpu per step): ")[1].split("x")[0]
+    assert int(ratio.replace(",", "")) >= 1
