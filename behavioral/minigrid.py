@@ -49,7 +49,13 @@ from typing import Any
 import numpy as np
 
 from behavioral.errors import InvalidArgumentError
-from behavioral.extract import Binding, CodecError, ExtractedLevel, StateCodec, _primitives
+from behavioral.extract.base import (
+    Binding,
+    CodecError,
+    ExtractedLevel,
+    StateCodec,
+    primitive_attributes,
+)
 
 __all__ = [
     "MinigridCodec",
@@ -197,7 +203,7 @@ class _MinigridBinding(Binding):
             for k, v in sorted(vars(env).items())
             if k not in _CODEC_ATTRS and isinstance(v, self._worldobj)
         )
-        return (_primitives(env, _CODEC_ATTRS), refs, id(env.grid))
+        return (primitive_attributes(env, _CODEC_ATTRS), refs, id(env.grid))
 
     def level_key(self) -> Hashable | None:
         t = type(self.env)
