@@ -346,6 +346,11 @@ def test_cache_serves_a_level_again_and_rebinds_it() -> None:
         third.state_index(env)
     with pytest.raises(InvalidArgumentError):
         LevelCache(0)
+    # a bound on the states held: the oldest level goes first
+    small = LevelCache(maxsize=10, max_states=first.n_states + other.n_states - 1)
+    small.put("a", first)
+    small.put("b", other)
+    assert small.get("a") is None and small.get("b") is other and len(small) == 1
 
 
 def test_values_features_and_entry_rewards() -> None:

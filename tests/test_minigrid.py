@@ -512,7 +512,7 @@ def test_corner_env_model_follows_its_episodes() -> None:
         assert model.feature_names == ("goal", "corner")
         np.testing.assert_array_equal(model.features[..., 0], model.objectives["goal"])
         np.testing.assert_array_equal(model.features[..., 1], model.objectives["corner"])
-        assert 194 <= model.n_states <= 196 and model.horizon == 324
+        assert 194 <= model.n_states <= 196 and model.horizon == 100
         level = extract_level(env, observations=True)  # the same level, with observations
         np.testing.assert_array_equal(level.model.observations[0], obs)
         succ = next_states(model)

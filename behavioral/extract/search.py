@@ -276,14 +276,27 @@ def _check_sample(search: _Search, checks: int, seed: int) -> None:
 # ----------------------------------------------------------------------------- cache
 
 
-class LevelCache:
-    """A least-recently-used cache of extracted levels (keyed by the level's encoding)."""
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise InvalidArgumentError(f"{name} must be an int >= {low}, got {value!r}")
+    return int(value)
 
-    def __init__(self, maxsize: int = 16) -> None:
-        if maxsize < 1:
-            raise InvalidArgumentError(f"maxsize must be >= 1, got {maxsize}")
-        self.maxsize = int(maxsize)
+
+class LevelCache:
+    """A least-recently-used cache of extracted levels (keyed by the level's encoding).
+
+    Args:
+        maxsize: at most this many levels.
+        max_states: at most this many states over all levels (a level's keys and
+            snapshots cost a few hundred bytes per state); the newest level is kept even
+            if it alone is larger.
+    """
+
+    def __init__(self, maxsize: int = 16, max_states: int = 250_000) -> None:
+        self.maxsize = _check_int("maxsize", maxsize, 1)
+        self.max_states = _check_int("max_states", max_states, 1)
         self._items: collections.OrderedDict[Hashable, ExtractedLevel] = collections.OrderedDict()
+        self._states = 0
 
     def get(self, key: Hashable) -> ExtractedLevel | None:
         level = self._items.get(key)
@@ -292,13 +305,18 @@ class LevelCache:
         return level
 
     def put(self, key: Hashable, level: ExtractedLevel) -> None:
+        old = self._items.pop(key, None)
+        self._states += level.n_states - (0 if old is None else old.n_states)
         self._items[key] = level
-        self._items.move_to_end(key)
-        while len(self._items) > self.maxsize:
-            self._items.popitem(last=False)
+        while len(self._items) > 1 and (
+            len(self._items) > self.maxsize or self._states > self.max_states
+        ):
+            _, dropped = self._items.popitem(last=False)
+            self._states -= dropped.n_states
 
     def clear(self) -> None:
         self._items.clear()
+        self._states = 0
 
     def __len__(self) -> int:
         return len(self._items)
@@ -357,12 +375,6 @@ def _model(graph: _Graph, n_actions: int, horizon: int, observations: Any) -> Ta
         observations=observations if isinstance(observations, np.ndarray) else None,
         n_actions=A,
     )
-
-
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise InvalidArgumentError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
 
 
 def extract_level(
