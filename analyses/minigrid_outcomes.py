@@ -23,17 +23,20 @@ are rates; the shape of the dose-response is what compares.
 
     python analyses/minigrid_outcomes.py                 # the shipped zips, 200 episodes
     python analyses/minigrid_outcomes.py --zoo /tmp/zoo --episodes 100 --deterministic
+    python analyses/minigrid_outcomes.py --audit 100     # and audit each policy (slow)
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_minigrid_zoo import ENTRIES, ENV_ID, ZOO_DIR, Entry
@@ -78,22 +81,65 @@ def outcomes(entry: Entry, zoo: Path, split: str, episodes: int, deterministic: 
     }
 
 
+def audit_row(entry: Entry, zoo: Path, split: str, episodes: int) -> dict:
+    """``behavioral.audit`` of ``entry`` on ``split``: verdict and the proxy's evidence.
+
+    ``corner - goal`` is the difference of the two candidates' fitted log-likelihoods per
+    episode (``result.table``): positive when the corner explains the behaviour better.
+    """
+    import behavioral
+
+    policy = load_ppo(zoo / f"{entry.name}.zip")
+    env = flat_observations(gym.make(ENV_ID, split=split, **entry.env_kwargs))
+    started = time.perf_counter()
+    result = behavioral.audit(policy, env, episodes=episodes, seed=0)
+    ll = result.table["log_likelihood"]
+    return {
+        "policy": entry.name,
+        "split": split,
+        "audit": result.verdict + (f" ({result.proxy})" if result.proxy else ""),
+        "corner - goal": float(ll["corner"] - ll["goal"]),
+        "audit s": round(time.perf_counter() - started),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="entries (default: all)")
     parser.add_argument("--zoo", type=Path, default=ZOO_DIR, help="directory of the zips")
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--deterministic", action="store_true", help="greedy actions")
+    parser.add_argument(
+        "--audit", type=int, default=0, metavar="N", help="also audit each policy on N episodes"
+    )
     args = parser.parse_args()
+    names = args.names or list(ENTRIES)
     rows = []
-    for name in args.names or list(ENTRIES):
+    for name in names:
         entry = ENTRIES[name]
         for split in dict.fromkeys((entry.split, "deploy")):
             rows.append(outcomes(entry, args.zoo, split, args.episodes, args.deterministic))
     table = pd.DataFrame(rows)
-    pd.set_option("display.width", 200)
+    pd.set_option("display.width", 220)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     print(JAXGMG)
+    if args.audit:
+        audits = pd.DataFrame(
+            [
+                audit_row(ENTRIES[name], args.zoo, split, args.audit)
+                for name in names
+                for split in dict.fromkeys((ENTRIES[name].split, "deploy"))
+            ]
+        )
+        print(audits.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        deploy = table[table["split"] == "deploy"].set_index("policy")
+        evidence = audits[audits["split"] == "deploy"].set_index("policy")["corner - goal"]
+        rho = spearmanr(deploy.loc[evidence.index, "corner"], evidence).statistic
+        rho_first = spearmanr(deploy.loc[evidence.index, "corner first"], evidence).statistic
+        print(
+            f"Spearman rho (deploy), audit evidence vs corner rate: {rho:.2f}; "
+            f"vs corner-first rate: {rho_first:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -106,6 +106,12 @@ class _Index(tuple):
     __slots__ = ()
 
 
+class _List(tuple):
+    """A list inside an object's frozen attributes (restored as a list)."""
+
+    __slots__ = ()
+
+
 def _no_observation() -> None:
     return None
 
@@ -154,12 +160,19 @@ class _MinigridBinding(Binding):
             return _Index((i,))
         if isinstance(value, np.ndarray):
             return tuple(value.tolist())
+        if isinstance(value, tuple):
+            return tuple([self._freeze(v) for v in value])
         if isinstance(value, list):
-            return tuple(self._freeze(v) for v in value)
+            return _List(self._freeze(v) for v in value)
         return value
 
     def _thaw(self, value: Any) -> Any:
-        return self.pool[value[0]] if isinstance(value, _Index) else value
+        if isinstance(value, _Index):
+            return self.pool[value[0]]
+        if isinstance(value, tuple):
+            items = [self._thaw(v) for v in value]
+            return items if isinstance(value, _List) else tuple(items)
+        return value
 
     def key(self) -> Hashable:
         env = self.env
