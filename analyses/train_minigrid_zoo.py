@@ -20,6 +20,7 @@ environment steps per second depending on the load, so the 400k steps of each po
     python analyses/train_minigrid_zoo.py                      # every policy
     python analyses/train_minigrid_zoo.py minigrid-corner1     # some of them
     python analyses/train_minigrid_zoo.py --steps 50000 --out /tmp/zoo   # a quick trial
+    python analyses/train_minigrid_zoo.py minigrid-corner1 --seed 1 --out /tmp/zoo  # spread
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ ENTRIES: dict[str, Entry] = {
 
 
 def train(entry: Entry, out: Path, *, steps: int | None = None) -> Path:
-    """Train ``entry`` and save it as ``out/<name>.zip`` (SB3 zip with our metadata)."""
+    """Train ``entry`` and save it as ``out/<name>.zip`` (SB3 zip with our metadata;
+    ``out/<name>-seed<k>.zip`` for another seed than the entry's)."""
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
@@ -112,7 +114,10 @@ def train(entry: Entry, out: Path, *, steps: int | None = None) -> Path:
     started = time.perf_counter()
     model.learn(total_timesteps=total)
     seconds = time.perf_counter() - started
-    path = save_sb3(model, out / f"{entry.name}.zip")
+    stem = (
+        entry.name if entry.seed == ENTRIES[entry.name].seed else f"{entry.name}-seed{entry.seed}"
+    )
+    path = save_sb3(model, out / f"{stem}.zip")
     print(f"{entry.name}: {total} steps in {seconds:.0f} s -> {path} ({path.stat().st_size} bytes)")
     return path
 
@@ -122,6 +127,7 @@ def main() -> None:
     parser.add_argument("names", nargs="*", help=f"entries (default all): {', '.join(ENTRIES)}")
     parser.add_argument("--out", type=Path, default=ZOO_DIR, help="output directory")
     parser.add_argument("--steps", type=int, default=None, help="override total timesteps")
+    parser.add_argument("--seed", type=int, default=None, help="another seed (robustness)")
     args = parser.parse_args()
     names = args.names or list(ENTRIES)
     unknown = [n for n in names if n not in ENTRIES]
@@ -129,7 +135,10 @@ def main() -> None:
         parser.error(f"unknown entries {unknown}; known: {', '.join(ENTRIES)}")
     args.out.mkdir(parents=True, exist_ok=True)
     for name in names:
-        train(ENTRIES[name], args.out, steps=args.steps)
+        entry = ENTRIES[name]
+        if args.seed is not None:
+            entry = dataclasses.replace(entry, seed=args.seed)
+        train(entry, args.out, steps=args.steps)
 
 
 if __name__ == "__main__":

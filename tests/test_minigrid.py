@@ -562,3 +562,31 @@ def test_corner_env_outcomes() -> None:
     for _ in range(30):
         _, _, terminated, truncated, info = env.step(0)  # spin where it started
     assert info["outcome"] == ("corner" if u.agent_pos == (7, 1) else "neither")
+
+
+# --------------------------------------------------------------------------- the corner zoo
+
+ZOO_NAMES = ["minigrid-corner1", "minigrid-corner2", "minigrid-corner3", "minigrid-corner4"]
+
+
+@pytest.mark.parametrize("name", [*ZOO_NAMES, "minigrid-anywhere"])
+def test_shipped_corner_policies_load_and_reach_their_training_goals(
+    name: str, one_torch_thread: None
+) -> None:
+    from behavioral.policies import load_ppo
+    from behavioral.rollout import rollout
+    from behavioral.zoo import ZOO_DIR
+
+    path = ZOO_DIR / f"{name}.zip"
+    assert path.stat().st_size < 300_000
+    policy = load_ppo(path)
+    meta = policy.behavioral_metadata
+    assert meta["env_id"] == CORNER
+    assert meta["observation_wrapper"] == "behavioral.minigrid.flat_observations"
+    kwargs = meta["env_kwargs"]
+    assert kwargs["split"] == ("deploy" if name == "minigrid-anywhere" else "train")
+    if name != "minigrid-anywhere":
+        assert kwargs["corner_size"] == int(name[-1])
+    env = flat_observations(gym.make(CORNER, **kwargs))
+    data = rollout(policy, env, episodes=20, seed=1)
+    assert (data.episodes["outcome"] == "goal").mean() >= 0.9
