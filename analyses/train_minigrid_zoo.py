@@ -13,9 +13,9 @@ i`` by ``make_vec_env``) and runs on one torch thread, so re-running on the same
 versions reproduces the zips. Nothing here scripts what a policy does off its training
 distribution: the corner policies only ever see goals in their corner.
 
-CPU budget (one core of a shared 2-core machine, measured here): 1,000 to 5,000
-environment steps per second depending on the load, so the 400k steps of each policy take
-1.5 to 7 minutes, the five policies 7 to 35 minutes.
+CPU budget (one core of a shared 2-core machine): 400k steps per policy took 172 to
+412 s of wall time here (1,000 to 2,300 environment steps per second, depending on the
+load; about 5,000 on an idle core), 23 minutes for the five policies.
 
     python analyses/train_minigrid_zoo.py                      # every policy
     python analyses/train_minigrid_zoo.py minigrid-corner1     # some of them
