@@ -25,6 +25,9 @@ _EXPORTS = {
     "model_epic": "behavioral.compare",
     "sampled_epic": "behavioral.compare",
     "BehavioralError": "behavioral.errors",
+    "ExtractedLevel": "behavioral.extract",
+    "extract_level": "behavioral.extract",
+    "extract_model": "behavioral.extract",
     "InvalidDemonstrationError": "behavioral.errors",
     "InvalidModelError": "behavioral.errors",
     "InvalidPolicyError": "behavioral.errors",
@@ -53,6 +56,7 @@ __all__ = [
     "Dataset",
     "Demonstration",
     "EpsilonGreedyPolicy",
+    "ExtractedLevel",
     "InvalidDemonstrationError",
     "InvalidModelError",
     "InvalidPolicyError",
@@ -66,6 +70,8 @@ __all__ = [
     "audit_demonstrations",
     "epic",
     "epic_distance",
+    "extract_level",
+    "extract_model",
     "from_seals",
     "load_dataset",
     "load_zoo",
@@ -88,6 +94,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         InvalidPolicyError,
         InvalidRewardError,
     )
+    from behavioral.extract import ExtractedLevel, extract_level, extract_model
     from behavioral.irl import Demonstration, RecoveredReward, maxent_irl
     from behavioral.policies import (
         EpsilonGreedyPolicy,

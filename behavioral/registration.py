@@ -15,6 +15,7 @@ __all__ = ["ENV_IDS", "register_envs"]
 ENV_IDS: dict[str, str] = {
     "behavioral/RedDoors-v0": "behavioral_envs.red_doors:RedDoorsEnv",
     "behavioral/WaterPlants-v0": "behavioral_envs.water_plants:WaterPlantsEnv",
+    "behavioral/MiniGridCorner-v0": "behavioral_envs.minigrid_corner:MiniGridCornerEnv",
 }
 
 
