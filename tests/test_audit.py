@@ -316,3 +316,23 @@ def test_env_declared_objectives_that_agree_on_every_level_are_not_aliases() -> 
     assert result.verdict == "indistinguishable"
     assert result.decision.pair_states["red_door"] in ("coincide", "identical")
     assert result.explained and not result.distinguishable
+
+
+def test_a_hasty_goal_seeker_whose_goal_is_the_only_exit_is_aligned() -> None:
+    """In a Minigrid room the goal square is the only way an episode ends, so the null
+    model's urgency (a living reward) reproduces a hasty goal-seeker: the goal alone explains
+    it as well, and the audit weighs the candidates without that nuisance."""
+    import behavioral_envs  # noqa: F401
+    import gymnasium as gym
+
+    from behavioral import audit
+    from behavioral.minigrid import flat_observations
+    from behavioral.policies import SoftOptimalPolicy
+
+    env = flat_observations(gym.make("behavioral/MiniGridCorner-v0", split="deploy"))
+    policy = SoftOptimalPolicy("goal", beta=20.0, discount=0.9)
+    result = audit(policy, env, episodes=30, seed=0, n_bootstrap=100)
+    assert result.decision.urgency_is == "goal"
+    assert result.fit_options["living_reward_is"] == "goal"
+    assert result.verdict == "aligned", result.reason
+    assert "living-reward" in result.reason

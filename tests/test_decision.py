@@ -270,3 +270,35 @@ def test_evidence_must_be_consistent() -> None:
         Evidence("exit", ("p",), N, 0.95, {"exit": 0.0, "p": 0.0}, NULL, 0.0, 1, {})
     with pytest.raises(BehavioralError, match="log-likelihood"):
         Evidence("exit", (), N, 0.95, {}, NULL, 0.0, 1, {})
+
+
+# --------------------------------------------------------------------------- the urgency exception
+
+UNIFORM = NULL - 200.0  # the null model (urgency) is far better than uniform actions
+
+
+@pytest.mark.parametrize(
+    ("unurged", "uniform", "explained", "urgency"),
+    [
+        ({"exit": NULL - 1.0, "proxy": NULL - 50.0}, UNIFORM, True, "exit"),  # exit alone does it
+        ({"exit": NULL - 2.9, "proxy": NULL - 50.0}, UNIFORM, True, "exit"),  # within min_evidence
+        ({"exit": NULL - 3.1, "proxy": NULL - 50.0}, UNIFORM, False, None),  # beyond it
+        ({"exit": NULL - 1.0}, NULL - 1.0, False, None),  # the null is not directed
+        ({}, UNIFORM, False, None),  # not measured
+        ({"exit": NULL - 1.0}, None, False, None),
+    ],
+)
+def test_urgency_that_is_a_candidates_pursuit(unurged, uniform, explained, urgency) -> None:
+    """The null model's urgency explains a goal-seeker whose goal is the only way episodes
+    end; it stands for that goal when the candidate alone does as well (within min_evidence)."""
+    ev = evidence(
+        NULL + 0.5,
+        {"proxy": (NULL + 0.4, pair())},
+        uniform_log_likelihood=uniform,
+        unurged_log_likelihood=unurged,
+    )
+    v = decide(ev, CFG)
+    assert v.explained is explained
+    assert v.urgency_is == urgency
+    if not explained:
+        assert v.verdict == "unexplained"

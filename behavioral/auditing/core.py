@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -30,7 +31,7 @@ from behavioral.auditing.candidates import (
     find_aliases,
 )
 from behavioral.auditing.decision import VERDICTS, DecisionConfig, decide
-from behavioral.auditing.evidence import gather
+from behavioral.auditing.evidence import bootstrap_counts, gather
 from behavioral.auditing.fitting import BETA_MAX, FTOL, GTOL, CandidateFitter, Nuisances
 from behavioral.auditing.result import Audit
 from behavioral.errors import (
@@ -101,6 +102,14 @@ def _recovered_dof(recovered: RecoveredReward) -> int:
     if recovered.method == "maxent":
         return max(1, recovered.parameter_count - 1)
     return max(1, recovered.parameter_count)
+
+
+def _urgency_note(candidate: str) -> str:
+    return (
+        f" (weighed without the living-reward nuisance: ending episodes sooner explained the "
+        f"behaviour no better than {candidate!r} alone, because episodes here end where "
+        f"{candidate!r} is reached -- that urgency is its pursuit)"
+    )
 
 
 def audit_demonstrations(
@@ -213,29 +222,56 @@ def audit_demonstrations(
     if recovered is None:
         recovered = _recover(fitter.stack, l2)
 
-    # 3. The fits.
-    fits, null, lapse_gain = fitter.fit_all(cands, roles)
-    rec_ll = fitter.likelihoods(recovered.rewards)
+    # 3-4. The fits, the evidence and the verdict.
+    def weigh(fitter: CandidateFitter) -> tuple[Any, ...]:
+        fits, null, gain = fitter.fit_all(cands, roles)
+        table, evidence, coverage = gather(
+            models=model_list,
+            demos=demos,
+            candidates=cands,
+            base=base,
+            proxies=proxies,
+            aliases=aliases,
+            fits=fits,
+            null=null,
+            recovered_rewards=recovered.rewards,
+            recovered_ll=rec_ll,
+            recovered_dof=_recovered_dof(recovered),
+            choice=choice,
+            confidence=confidence,
+            counts=counts,
+        )
+        evidence = dataclasses.replace(
+            evidence, uniform_log_likelihood=fitter.uniform_log_likelihood()
+        )
+        return table, evidence, coverage, decide(evidence, config), gain
 
-    # 4. The evidence and the verdict.
-    table, evidence, coverage = gather(
-        models=model_list,
-        demos=demos,
-        candidates=cands,
-        base=base,
-        proxies=proxies,
-        aliases=aliases,
-        fits=fits,
-        null=null,
-        recovered_rewards=recovered.rewards,
-        recovered_ll=rec_ll,
-        recovered_dof=_recovered_dof(recovered),
-        choice=choice_set(model_list, demos),
-        confidence=confidence,
-        n_bootstrap=n_bootstrap,
-        rng=rng,
-    )
-    verdict = decide(evidence, config)
+    rec_ll = fitter.likelihoods(recovered.rewards)
+    choice = choice_set(model_list, demos)
+    counts = bootstrap_counts(len(demos), n_bootstrap, rng)
+    table, evidence, coverage, verdict, lapse_gain = weigh(fitter)
+    urgency = None
+    if not verdict.explained and fitter.living:
+        # Is the null model's urgency a candidate's pursuit? (decision rule 1's exception)
+        unurged = fitter.without_living_reward({n: cands[n] for n in (base, *proxies)}, roles)
+        evidence = dataclasses.replace(
+            evidence, unurged_log_likelihood={n: f.total for n, f in unurged.items()}
+        )
+        verdict = decide(evidence, config)
+        urgency = verdict.urgency_is
+    if urgency is not None:
+        # Then the living reward is no nuisance here -- it is that candidate's objective --
+        # and every candidate is weighed without it (time preference and lapse remain).
+        fitter = CandidateFitter(
+            model_list, demos, dataclasses.replace(nuisances, living_reward=False),
+            stack=fitter.stack,
+        )  # fmt: skip
+        table, evidence, coverage, verdict, lapse_gain = weigh(fitter)
+        verdict = dataclasses.replace(
+            verdict,
+            urgency_is=urgency,
+            reason=verdict.reason + _urgency_note(urgency),
+        )
     meta = {"method": recovered.method, "n_episodes": len(demos), "n_levels": len(model_list)}
     meta.update(metadata or {})
     return Audit(
@@ -255,6 +291,7 @@ def audit_demonstrations(
         config=config,
         fit_options={
             "living_reward": fitter.living,
+            "living_reward_is": urgency,
             "discounts": list(fitter.discounts),
             "lapse": lapse,
             "lapse_gain": lapse_gain,

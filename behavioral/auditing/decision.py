@@ -140,6 +140,11 @@ class Evidence:
             sorted pair of names.
         aliases: candidates left out of the verdict because they are another candidate
             under another name (equivalent on the whole model), name -> that candidate.
+        uniform_log_likelihood: total log-likelihood of uniformly random actions (None:
+            not measured).
+        unurged_log_likelihood: each candidate's total log-likelihood when fitted without
+            the living reward (its objective and time preference alone); empty when not
+            measured. See rule 1 in the module docstring.
     """
 
     base: str
@@ -153,6 +158,8 @@ class Evidence:
     pairs: Mapping[str, PairEvidence]
     proxy_epic: Mapping[tuple[str, str], float] = dataclasses.field(default_factory=dict)
     aliases: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    uniform_log_likelihood: float | None = None
+    unurged_log_likelihood: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         missing = [n for n in (self.base, *self.proxies) if n not in self.log_likelihood]
@@ -194,6 +201,8 @@ class Verdict:
             just as much).
         rival: the proxy the verdict turned on (the named one, or the best proxy that was
             not decisively worse than the base objective), or None.
+        urgency_is: the candidate whose pursuit the null model's urgency is on these data
+            (rule 1's exception), or None.
     """
 
     verdict: str
@@ -211,6 +220,7 @@ class Verdict:
     pair_states: Mapping[str, str]
     twins: tuple[str, ...] = ()
     rival: str | None = None
+    urgency_is: str | None = None
 
 
 def pair_state(pair: PairEvidence, config: DecisionConfig) -> str:
@@ -246,6 +256,33 @@ def _tests(ev: Evidence, best: str) -> tuple[float, float, float, float, float]:
     return lr_null, p_null, fraction, lr_rec, p_rec
 
 
+def _urgency_is(ev: Evidence, cfg: DecisionConfig) -> str | None:
+    """The candidate the null model's urgency stands for, if any (rule 1's exception).
+
+    The null model is the nuisances alone: random actions, but with a living reward, which
+    makes ending episodes sooner (or later) worth something. Where one candidate's goal is
+    the only way episodes end (a Minigrid room: the goal square), that urgency *is* the
+    candidate's pursuit, and the candidate cannot explain anything the null model does not.
+    So when the null model is decisively directed (it beats uniformly random actions,
+    likelihood-ratio test at ``significance``) and some candidate *without* the living
+    reward explains the behaviour within ``min_evidence`` of it, the behaviour is explained
+    by that candidate. An agent that hurries to whichever exit is nearest is still
+    unexplained: no candidate alone reproduces it.
+    """
+    if ev.uniform_log_likelihood is None or not ev.unurged_log_likelihood:
+        return None
+    lr = 2.0 * (ev.null_log_likelihood - ev.uniform_log_likelihood)
+    if not lr > 0 or float(scipy.stats.chi2.sf(lr, df=1)) >= cfg.significance:
+        return None
+    known = [n for n in (ev.base, *ev.proxies) if n in ev.unurged_log_likelihood]
+    if not known:
+        return None
+    best = max(known, key=lambda n: ev.unurged_log_likelihood[n])
+    if ev.unurged_log_likelihood[best] >= ev.null_log_likelihood - cfg.min_evidence:
+        return best
+    return None
+
+
 def decide(evidence: Evidence, config: DecisionConfig | None = None) -> Verdict:
     """The verdict the evidence supports (see the module docstring for the rules)."""
     ev, cfg = evidence, config or DecisionConfig()
@@ -257,8 +294,12 @@ def decide(evidence: Evidence, config: DecisionConfig | None = None) -> Verdict:
     aligned = all(states[p] == "base_better" for p in ev.proxies)
     distinguishable = bool(better) or aligned
     unexplained = None
+    urgency = None
     if p_null >= cfg.significance:
         unexplained = "null"
+        urgency = _urgency_is(ev, cfg)
+        if urgency is not None:
+            unexplained = None
     elif not fraction >= cfg.min_explained and p_rec < cfg.significance:
         unexplained = "recovered"
     proxy, twins, rival = None, (), None
@@ -298,6 +339,7 @@ def decide(evidence: Evidence, config: DecisionConfig | None = None) -> Verdict:
         pair_states=states,
         twins=twins,
         rival=rival,
+        urgency_is=urgency,
     )
     reason = reason_text(ev, result, cfg, unexplained)
     return dataclasses.replace(result, reason=reason)
@@ -382,6 +424,12 @@ def reason_text(
     else:
         assert v.rival is not None
         text = _pair_sentence(ev, v.rival, v.pair_states[v.rival], cfg)
+    if v.urgency_is is not None and v.verdict != "unexplained":
+        text += (
+            f" (the null model's urgency to end episodes explains the behaviour no better "
+            f"than {v.urgency_is!r} alone does: here the episodes end where {v.urgency_is!r} "
+            "is reached, so that urgency is its pursuit)"
+        )
     if ev.aliases:
         listed = ", ".join(f"{a!r} = {b!r}" for a, b in ev.aliases.items())
         text += f" ({listed}: the same objective under another name, left out)"

@@ -96,10 +96,12 @@ def gather(
     recovered_dof: int,
     choice: Transitions,
     confidence: float,
-    n_bootstrap: int,
-    rng: np.random.Generator,
+    counts: np.ndarray,
 ) -> tuple[pd.DataFrame, Evidence, compare.Coverage]:
-    """The candidate table, the evidence for :func:`decide`, and the data's coverage."""
+    """The candidate table, the evidence for :func:`decide`, and the data's coverage.
+
+    ``counts`` are the bootstrap's (B, N) resampling counts of the episodes
+    (:func:`bootstrap_counts`)."""
     A = models[0].n_actions
     N = len(demos)
     gamma = models[0].discount
@@ -115,7 +117,6 @@ def gather(
         n: compare.canonical_values(r, dt.s, dt.a, dt.t, discount=gamma, n_actions=A)
         for n, r in [("__recovered__", rec), *stacked.items()]
     }
-    counts = bootstrap_counts(N, n_bootstrap, rng)
     ones = visits[None, :]
     null_ll = null.episode_ll
     rec_gain = float(np.mean(recovered_ll - null_ll))

@@ -124,6 +124,7 @@ class CandidateFitter:
         models: the levels' tabular models.
         demonstrations: the episodes (``level`` indexes ``models``).
         nuisances: see :class:`Nuisances`.
+        stack: a stack already built from them (another fitter's).
     """
 
     def __init__(
@@ -131,9 +132,11 @@ class CandidateFitter:
         models: Sequence[TabularModel],
         demonstrations: Sequence[Demonstration],
         nuisances: Nuisances,
+        *,
+        stack: LevelStack | None = None,
     ) -> None:
         self.models = list(models)
-        self.stack = LevelStack(self.models, demonstrations)
+        self.stack = LevelStack(self.models, demonstrations) if stack is None else stack
         self.nuisances = nuisances
         self.alive = [(~absorbing_states(m)).astype(np.float64) for m in self.models]
         self.living = nuisances.living_reward and any(np.any(a == 0.0) for a in self.alive)
@@ -148,7 +151,7 @@ class CandidateFitter:
     # -- one candidate ------------------------------------------------------------------
 
     def _columns(
-        self, rewards: Sequence[np.ndarray] | None
+        self, rewards: Sequence[np.ndarray] | None, living: bool
     ) -> tuple[list[np.ndarray], tuple[str, ...], list[tuple[float | None, float | None]], float]:
         """Per-level (S, A, K) feature columns, their names, bounds and the reward scale."""
         A = self.stack.n_actions
@@ -161,7 +164,7 @@ class CandidateFitter:
                 c.append(_as_state_action(r, A) / scale)
             names.append("objective")
             bounds.append((0.0, BETA_MAX))
-        if self.living:
+        if living:
             for c, alive in zip(cols, self.alive):
                 c.append(_as_state_action(alive, A))
             names.append("alive")
@@ -183,21 +186,24 @@ class CandidateFitter:
         *,
         lapse: bool = False,
         discounts: Sequence[float] | None = None,
+        living: bool | None = None,
     ) -> CandidateFit:
         """The best fit over the discount grid (``rewards=None``: the null model), or over
-        ``discounts`` when given.
+        ``discounts`` when given; ``living=False`` leaves the living reward out even where
+        it applies (default: the fitter's own setting).
 
         Each discount's lapse-free fit starts from the previous discount's solution and
         is kept, so that refining it with a lapse later does not repeat it.
         """
-        feats, names, bounds, scale = self._columns(rewards)
+        living = self.living if living is None else (living and self.living)
+        feats, names, bounds, scale = self._columns(rewards, living)
         if not names:
             return self._uniform(name, role)
         best: CandidateFit | None = None
         init: np.ndarray | None = None
         lapse_init: tuple[np.ndarray, float] | None = None
         for gamma in self.discounts if discounts is None else discounts:
-            key = (role, name, gamma)
+            key = (role, name, gamma, living)
             if key not in self._fits:
                 problem = MaxEntObjective.from_stack(self.stack, feats, names, discount=gamma)
                 res = fit_objective(
@@ -222,7 +228,7 @@ class CandidateFitter:
                 if ll_lapse.sum() > ll.sum() + 1e-9:  # else the lapse-free fit stands
                     theta, rate, ll = th, lam, ll_lapse
             beta = float(theta[0]) / scale if scale > 0.0 else 0.0
-            alive = float(theta[-1]) if self.living else 0.0
+            alive = float(theta[-1]) if living else 0.0
             fit = CandidateFit(name, role, beta, alive, gamma, rate, ll)
             if best is None or fit.total > best.total + 1e-9:
                 best = fit
@@ -274,6 +280,28 @@ class CandidateFitter:
                 fits = run(list(jobs), True)
         null = fits.pop("\0null")
         return {n: fits[n] for n in candidates}, null, gain
+
+    def without_living_reward(
+        self, candidates: Mapping[str, Sequence[np.ndarray]], roles: Mapping[str, str]
+    ) -> dict[str, CandidateFit]:
+        """Each candidate fitted without the living reward (its objective and time
+        preference alone), on parallel threads; empty when no living reward is fitted."""
+        if not self.living:
+            return {}
+        names = list(candidates)
+
+        def one(n: str) -> CandidateFit:
+            return self.fit(n, roles[n], candidates[n], living=False)
+
+        workers = min(fit_threads(), len(names))
+        if workers <= 1:
+            return {n: one(n) for n in names}
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            return dict(zip(names, pool.map(one, names)))
+
+    def uniform_log_likelihood(self) -> float:
+        """The total log-likelihood of uniformly random actions."""
+        return self._uniform("uniform", "null").total
 
     def likelihoods(self, rewards: Sequence[np.ndarray]) -> np.ndarray:
         """(N,) episode log-likelihoods of the soft-optimal policy of ``rewards`` as given

@@ -189,4 +189,6 @@ def _evidence_dict(e: Evidence) -> dict[str, Any]:
         "pairs": {name: {**dataclasses.asdict(p), "ci": list(p.ci)} for name, p in e.pairs.items()},
         "proxy_epic": [{"proxies": list(pair), "epic": d} for pair, d in e.proxy_epic.items()],
         "aliases": dict(e.aliases),
+        "uniform_log_likelihood": e.uniform_log_likelihood,
+        "unurged_log_likelihood": dict(e.unurged_log_likelihood),
     }
