@@ -25,6 +25,7 @@ leads back to it with probability 1), whose reward should be 0.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 from collections.abc import Mapping
@@ -335,6 +336,24 @@ class TabularModel:
     def replace(self, **changes: Any) -> TabularModel:
         """A copy with some fields replaced (validated again)."""
         return dataclasses.replace(self, **changes)
+
+    def with_initial_state_dist(self, initial_state_dist: Any) -> TabularModel:
+        """The same level with another initial distribution (e.g. another start cell).
+
+        Only the new distribution is validated; every other array is shared with this
+        model (they are read-only), so levels that differ only in where episodes start cost
+        nothing to build and are recognised as one level at once (``merge_levels``).
+        """
+        init = np.asarray(initial_state_dist, dtype=np.float64)
+        if init.shape != (self.n_states,) or not np.all(np.isfinite(init)) or np.any(init < 0):
+            raise InvalidModelError(
+                f"initial_state_dist must be a non-negative ({self.n_states},) array"
+            )
+        if abs(init.sum() - 1.0) > _ROW_SUM_TOL:
+            raise InvalidModelError(f"initial_state_dist sums to {init.sum()!r}, not 1")
+        new = copy.copy(self)
+        object.__setattr__(new, "initial_state_dist", init)
+        return new
 
     def __repr__(self) -> str:
         names = self.feature_names

@@ -557,7 +557,7 @@ class GridEnv(gym.Env[np.ndarray, np.int64]):
             if model.initial_state_dist[start] != 1.0:
                 init = np.zeros(model.n_states)
                 init[start] = 1.0
-                model = model.replace(initial_state_dist=init)
+                model = model.with_initial_state_dist(init)
             self._model, self._index = model, index
         return self._model
 

@@ -211,3 +211,23 @@ def test_from_seals_rejects_non_tabular() -> None:
 
     with pytest.raises(InvalidModelError, match="not a seals tabular env"):
         from_seals(gym.make("CartPole-v1"))
+
+
+def test_with_initial_state_dist_shares_the_level() -> None:
+    from behavioral.errors import InvalidModelError
+
+    m = TabularModel(
+        transitions=np.array([[[0.0, 1.0], [1.0, 0.0]], [[0.0, 1.0], [0.0, 1.0]]]),
+        initial_state_dist=np.array([1.0, 0.0]),
+        horizon=3,
+        features=np.eye(2),
+        objectives={"r": np.array([0.0, 1.0])},
+        base="r",
+    )
+    other = m.with_initial_state_dist([0.0, 1.0])
+    assert other.initial_state_dist.tolist() == [0.0, 1.0] and m.initial_state_dist[0] == 1.0
+    assert other.transitions is m.transitions and other.features is m.features
+    assert other.objectives is m.objectives
+    for bad in ([0.5, 0.2], [1.0], [np.nan, 1.0], [-1.0, 2.0]):
+        with pytest.raises(InvalidModelError):
+            m.with_initial_state_dist(bad)

@@ -340,12 +340,17 @@ def merge_levels(
     """
     by_id: dict[int, int] = {}
     by_key: dict[bytes, int] = {}
+    # models that share their arrays (the same level, other starts) are hashed once
+    by_arrays: dict[tuple[int, ...], bytes] = {}
     models: list[TabularModel] = []
     levels: list[int] = []
     for m in per_episode:
         idx = by_id.get(id(m))
         if idx is None:
-            key = _model_key(m)
+            shared = (id(m.transitions), id(m.features), id(m.objectives))
+            key = by_arrays.get(shared)
+            if key is None:
+                key = by_arrays[shared] = _model_key(m)
             idx = by_key.get(key)
             if idx is None:
                 idx = by_key[key] = len(models)
