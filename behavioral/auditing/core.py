@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import math
 import time
@@ -219,12 +220,17 @@ def audit_demonstrations(
         min_evidence=min_evidence,
     )
     fitter = CandidateFitter(model_list, demos, nuisances)
+    # The recovered reward is fitted on its own thread while the candidates are fitted (the
+    # compiled kernels release the GIL); it is needed only after their fits.
+    pending = None
     if recovered is None:
-        recovered = _recover(fitter.stack, l2)
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        pending = pool.submit(_recover, fitter.stack, l2)
+        pool.shutdown(wait=False)
 
     # 3-4. The fits, the evidence and the verdict.
-    def weigh(fitter: CandidateFitter) -> tuple[Any, ...]:
-        fits, null, gain = fitter.fit_all(cands, roles)
+    def weigh(fitter: CandidateFitter, fitted: Any = None) -> tuple[Any, ...]:
+        fits, null, gain = fitted or fitter.fit_all(cands, roles)
         table, evidence, coverage = gather(
             models=model_list,
             demos=demos,
@@ -246,10 +252,14 @@ def audit_demonstrations(
         )
         return table, evidence, coverage, decide(evidence, config), gain
 
-    rec_ll = fitter.likelihoods(recovered.rewards)
     choice = choice_set(model_list, demos)
     counts = bootstrap_counts(len(demos), n_bootstrap, rng)
-    table, evidence, coverage, verdict, lapse_gain = weigh(fitter)
+    fitted = fitter.fit_all(cands, roles)
+    if pending is not None:
+        recovered = pending.result()
+    assert recovered is not None
+    rec_ll = fitter.likelihoods(recovered.rewards)
+    table, evidence, coverage, verdict, lapse_gain = weigh(fitter, fitted)
     urgency = None
     if not verdict.explained and fitter.living:
         # Is the null model's urgency a candidate's pursuit? (decision rule 1's exception)
