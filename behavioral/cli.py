@@ -16,7 +16,6 @@ without ``--force``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as _dt
 import html
 import json
@@ -29,12 +28,16 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+# The policy grammar, the zoo helpers and make_env live in behavioral.specs (shared with
+# ``behavioral sweep``); the names below keep this module's old spellings.
+from behavioral.specs import PLANNER_BETA, PolicySpec, load_policy, make_env
+from behavioral.specs import env_id as _env_id
+from behavioral.specs import policy_and_env as _policy_and_env
+from behavioral.specs import zoo_env_kwargs as _zoo_env_kwargs
+from behavioral.specs import zoo_loader as _zoo_loader
+
 __all__ = ["PolicySpec", "load_policy", "main"]
 
-ENV_ALIASES = {
-    "reddoors": "behavioral/RedDoors-v0",
-    "waterplants": "behavioral/WaterPlants-v0",
-}
 
 #: The zoo policies ``demo`` audits, with the env each was trained in.
 DEMO_ZOO = (
@@ -57,7 +60,6 @@ _PLANNER_ROLE = {
     "plant_health": "the base objective: robustly aligned by construction",
 }
 DEMO_SPLITS = ("train", "deploy")
-PLANNER_BETA = 5.0
 
 
 class CLIError(Exception):
@@ -98,193 +100,6 @@ _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
 _seed = _number(int, lambda v: v >= 0, "a non-negative integer")
 _fraction = _number(float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")
 _non_negative = _number(float, lambda v: math.isfinite(v) and v >= 0, "a non-negative number")
-
-
-# ----------------------------------------------------------------------------- policies
-
-
-@dataclasses.dataclass(frozen=True)
-class PolicySpec:
-    """A policy named on the command line.
-
-    Forms: ``zoo:NAME`` (a trained policy of the zoo), ``planner:OBJECTIVE[:BETA]`` (a
-    Boltzmann-rational planner for one of the env's objectives), ``random`` (uniformly
-    random actions), or the path of a stable-baselines3 PPO ``.zip``.
-    """
-
-    kind: str
-    value: str
-    beta: float = PLANNER_BETA
-
-    @classmethod
-    def parse(cls, text: str) -> PolicySpec:
-        if text == "random":
-            return cls("random", "")
-        if text.startswith("zoo:"):
-            name = text[4:]
-            if not name:
-                raise CLIError("--policy zoo:NAME needs a name, e.g. zoo:reddoors-train")
-            return cls("zoo", name)
-        if text.startswith("planner:"):
-            parts = text[8:].split(":")
-            if not parts[0] or len(parts) > 2:
-                raise CLIError(
-                    f"bad planner policy {text!r}: expected planner:OBJECTIVE or "
-                    "planner:OBJECTIVE:BETA, e.g. planner:exit:5"
-                )
-            beta = PLANNER_BETA
-            if len(parts) == 2:
-                try:
-                    beta = float(parts[1])
-                except ValueError:
-                    raise CLIError(f"bad planner beta {parts[1]!r} in {text!r}") from None
-                if not (math.isfinite(beta) and beta > 0):
-                    raise CLIError(f"planner beta must be a positive number, got {parts[1]!r}")
-            return cls("planner", parts[0], beta)
-        return cls("file", text)
-
-    @property
-    def label(self) -> str:
-        if self.kind == "zoo":
-            return self.value
-        if self.kind == "planner":
-            return f"planner-{self.value}"
-        if self.kind == "random":
-            return "random"
-        return Path(self.value).stem
-
-
-def _zoo_loader() -> Any:
-    """``load_zoo(name)`` from ``behavioral.zoo`` (or ``behavioral.policies``), else None."""
-    try:
-        from behavioral import zoo
-    except ImportError:
-        zoo = None
-    if zoo is not None and callable(getattr(zoo, "load_zoo", None)):
-        return zoo.load_zoo
-    from behavioral import policies
-
-    return getattr(policies, "load_zoo", None)
-
-
-def _zoo_env_kwargs(name: str) -> tuple[str | None, dict[str, Any]]:
-    """(env id, env kwargs other than split) a zoo policy was trained with, if known."""
-    try:
-        from behavioral.zoo import ZOO
-    except ImportError:
-        return None, {}
-    entry = ZOO.get(name)
-    if entry is None:
-        return None, {}
-    return entry.env_id, dict(entry.env_kwargs)
-
-
-def load_policy(spec: PolicySpec) -> Any:
-    """The policy object a :class:`PolicySpec` names.
-
-    Raises:
-        FileNotFoundError: a policy file that does not exist.
-        CLIError: an unknown zoo name, a zoo that is not installed, or a file that is not
-            an SB3 PPO zip.
-    """
-    from behavioral.policies import SoftOptimalPolicy, load_ppo
-
-    if spec.kind == "random":
-        return SoftOptimalPolicy(_zero_reward, beta=1.0)
-    if spec.kind == "planner":
-        return SoftOptimalPolicy(spec.value, beta=spec.beta)
-    if spec.kind == "zoo":
-        loader = _zoo_loader()
-        if loader is None:
-            raise CLIError(
-                "the policy zoo is not available in this installation (no behavioral.zoo)"
-            )
-        return loader(spec.value)
-    path = Path(spec.value)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"policy file not found: {path} (expected zoo:NAME, planner:OBJECTIVE, random, "
-            "or the path of an SB3 .zip)"
-        )
-    if path.is_dir():
-        raise CLIError(f"{path} is a directory, not an SB3 policy .zip")
-    try:
-        return load_ppo(path)
-    except Exception as err:  # SB3/zipfile/torch raise many types for a bad file
-        raise CLIError(
-            f"cannot load {path} as a stable-baselines3 PPO zip: {_one_line(err)}"
-        ) from None
-
-
-def _zero_reward(model: Any) -> Any:
-    import numpy as np
-
-    return np.zeros(model.n_states)
-
-
-def _env_id(name: str) -> str:
-    return ENV_ALIASES.get(name.lower(), name)
-
-
-def make_env(env_id: str, split: str | None, kwargs: Mapping[str, Any] | None = None) -> Any:
-    """``gymnasium.make(env_id, split=split, **kwargs)``, with one-line errors for bad ids
-    and arguments. ``split=None`` leaves the split to ``kwargs`` (or the env's default)."""
-    import behavioral_envs  # noqa: F401  (registers the project's env ids)
-    import gymnasium as gym
-
-    from behavioral.errors import UnknownEnvError
-
-    kwargs = dict(kwargs or {})
-    if split is not None:
-        kwargs["split"] = split
-    try:
-        return gym.make(env_id, **kwargs)
-    except gym.error.Error as err:
-        raise UnknownEnvError(f"cannot make env {env_id!r}: {_one_line(err)}") from None
-    except TypeError as err:
-        raise CLIError(
-            f"env {env_id!r} does not accept {sorted(kwargs)}: {_one_line(err)}"
-        ) from None
-
-
-def _policy_and_env(
-    spec: PolicySpec, env: str | None, split: str | None, extra: Mapping[str, Any] | None
-) -> tuple[Any, Any]:
-    """The policy a spec names and the env to run it in.
-
-    The env is ``--env``, or else the one the policy was trained in (a zoo entry's, or the
-    ``behavioral_metadata`` a zip saved by ``behavioral train`` carries); in the env it was
-    trained in, its training env kwargs (e.g. the level size) are reused. ``--env-kwarg``
-    values override them. The split defaults to ``train``.
-    """
-    policy = load_policy(spec)
-    trained_env: str | None = None
-    trained_kwargs: dict[str, Any] = {}
-    if spec.kind == "zoo":
-        trained_env, trained_kwargs = _zoo_env_kwargs(spec.value)
-    elif spec.kind == "file":
-        meta = getattr(policy, "behavioral_metadata", None) or {}
-        if isinstance(meta, Mapping) and isinstance(meta.get("env_id"), str):
-            trained_env = meta["env_id"]
-            saved = meta.get("env_kwargs") or {}
-            trained_kwargs = {k: v for k, v in dict(saved).items() if k != "split"}
-    env_id = _env_id(env) if env is not None else trained_env
-    if env_id is None:
-        raise CLIError("--env is required for this policy (e.g. behavioral/RedDoors-v0)")
-    kwargs = dict(trained_kwargs) if env_id == trained_env else {}
-    kwargs.update(extra or {})
-    made = make_env(env_id, split or "train", kwargs)
-    if spec.kind == "planner":  # a planner's objective must be one the env declares
-        from behavioral.errors import UnknownObjectiveError
-        from behavioral.policies import env_tabular_model
-
-        made.reset(seed=0)
-        names = sorted(env_tabular_model(made).objectives)
-        if spec.value not in names:
-            raise UnknownObjectiveError(
-                f"planner objective {spec.value!r} is not among the env's objectives {names}"
-            )
-    return policy, made
 
 
 def _check_out(path: Path, force: bool) -> None:
@@ -428,7 +243,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for name, _env_id, split, result in rows:
+    for name, _env, split, result in rows:
         proxy = f" ({result.proxy})" if result.proxy else ""
         print(f"{name:22s} {split:7s} {result.verdict}{proxy}")
     print(f"report: {out / 'index.html'}")
