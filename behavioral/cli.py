@@ -7,6 +7,8 @@ Subcommands (each has ``--help``)::
     behavioral rollout   roll a policy out -> a dataset directory
     behavioral irl       recover a reward from a dataset directory -> weights JSON
     behavioral train     train a PPO policy (the base optimizer) -> an SB3 zip
+    behavioral sweep     run many audits from a spec file (resumable; local or Ray) -> a table
+    behavioral drift     audit every checkpoint of a training run -> a drift report
 
 Bad input ends with one line ``behavioral: error: ...`` on stderr and a non-zero exit
 status (2 for usage errors, 1 otherwise); an existing output is never overwritten
@@ -662,6 +664,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the .zip to write")
     p.add_argument("--force", action="store_true", help="replace an existing file")
     p.set_defaults(func=cmd_train)
+
+    from behavioral.drift import add_parser as add_drift_parser
+    from behavioral.sweeping.command import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)
+    add_drift_parser(sub)
     return parser
 
 

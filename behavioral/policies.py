@@ -710,6 +710,8 @@ def train_ppo(
     ppo_kwargs: Mapping[str, Any] | None = None,
     save_path: str | os.PathLike[str] | None = None,
     torch_threads: int | None = 1,
+    checkpoint_every: int | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
 ) -> Any:
     """Train SB3 PPO on ``env_id`` (the base optimizer) with the env's training reward.
 
@@ -729,14 +731,21 @@ def train_ppo(
         torch_threads: torch intra-op threads during training (restored afterwards);
             small MLP policies train several times faster on one thread than on a busy
             multi-core machine. None keeps torch's setting.
+        checkpoint_every: keep a checkpoint every this many environment steps (plus
+            one before training and one at the end), saved like ``save_path`` as
+            ``checkpoint_dir/ckpt_<steps, 9 digits>_steps.zip``; their
+            ``behavioral_metadata`` adds ``checkpoint_timesteps``. Saving reads no
+            random state: training is the same with or without checkpoints.
+        checkpoint_dir: the checkpoints' directory (required with ``checkpoint_every``).
 
     Returns:
         The trained ``stable_baselines3.PPO``. Its attribute ``behavioral_metadata``
         (saved with it) records library version, env id, kwargs, split, seed and steps.
 
     Raises:
-        InvalidArgumentError: non-positive ``total_timesteps``/``n_envs``, or ``split``
-            conflicting with ``env_kwargs["split"]``.
+        InvalidArgumentError: non-positive ``total_timesteps``/``n_envs``/
+            ``checkpoint_every``, ``checkpoint_every`` without ``checkpoint_dir``, or
+            ``split`` conflicting with ``env_kwargs["split"]``.
     """
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
@@ -748,6 +757,14 @@ def train_ppo(
         raise InvalidArgumentError(f"total_timesteps must be >= 1, got {total_timesteps}")
     if int(n_envs) < 1:
         raise InvalidArgumentError(f"n_envs must be >= 1, got {n_envs}")
+    callback = None
+    if checkpoint_every is not None:
+        if int(checkpoint_every) < 1 or checkpoint_dir is None:
+            raise InvalidArgumentError(
+                f"checkpoint_every must be >= 1 and needs checkpoint_dir, got "
+                f"{checkpoint_every!r} and {checkpoint_dir!r}"
+            )
+        callback = _checkpoint_callback(int(checkpoint_every), Path(checkpoint_dir))
     kwargs = dict(env_kwargs or {})
     if split is not None:
         if kwargs.get("split", split) != split:
@@ -774,12 +791,55 @@ def train_ppo(
     if torch_threads is not None:
         torch.set_num_threads(int(torch_threads))
     try:
-        model.learn(total_timesteps=int(total_timesteps), progress_bar=progress_bar)
+        model.learn(
+            total_timesteps=int(total_timesteps), progress_bar=progress_bar, callback=callback
+        )
     finally:
         torch.set_num_threads(threads)
     if save_path is not None:
         save_sb3(model, save_path)
     return model
+
+
+def _checkpoint_callback(every: int, directory: Path) -> Any:
+    """An SB3 callback saving the model before training, every ``every`` environment
+    steps, and at the end, as ``directory/ckpt_<steps>_steps.zip``."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class _Checkpoints(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self._next = every
+            self._last: int | None = None
+
+        def _save(self) -> None:
+            steps = int(self.model.num_timesteps)
+            meta = getattr(self.model, "behavioral_metadata", None)
+            if isinstance(meta, dict):
+                self.model.behavioral_metadata = {**meta, "checkpoint_timesteps": steps}
+            try:
+                save_sb3(self.model, directory / f"ckpt_{steps:09d}_steps.zip")
+            finally:
+                if isinstance(meta, dict):
+                    self.model.behavioral_metadata = meta
+            self._last = steps
+
+        def _on_training_start(self) -> None:
+            self._save()
+
+        def _on_step(self) -> bool:
+            if self.model.num_timesteps >= self._next:
+                self._save()
+                while self._next <= self.model.num_timesteps:
+                    self._next += every
+            return True
+
+        def _on_training_end(self) -> None:
+            if self._last != self.model.num_timesteps:
+                self._save()
+
+    directory.mkdir(parents=True, exist_ok=True)
+    return _Checkpoints()
 
 
 def _json_scalar(value: Any) -> Any:
