@@ -4,9 +4,12 @@ Both take tasks with :meth:`submit` and hand back finished ones with :meth:`next
 as they finish (not in submission order), each with its result or its error message; the
 sweep decides what to retry. Both run one audit per CPU with one thread each.
 
-* :class:`LocalExecutor`: ``concurrent.futures.ProcessPoolExecutor`` with ``spawn``ed
-  workers that ignore SIGINT (the driver handles Ctrl-C and terminates them) and exit on
-  their own when the driver dies (``kill -9``), so no orphan keeps computing.
+* :class:`LocalExecutor`: ``concurrent.futures.ProcessPoolExecutor`` whose workers are
+  forked from a ``forkserver`` that imported the audit's libraries once (torch, imitation,
+  gymnasium, SB3, the report: seconds per worker otherwise, paid again by every sweep),
+  with one thread per library; workers ignore SIGINT (the driver handles Ctrl-C and
+  terminates them) and exit on their own when the driver dies (``kill -9``), so no
+  orphan keeps computing. Where ``forkserver`` is unavailable, workers are spawned.
 * :class:`RayExecutor`: ``ray.init(num_cpus=workers)`` for a local cluster, or
   ``address=`` of an existing one; one CPU per task; results streamed back with
   ``ray.wait``. The cluster is shut down afterwards only if the executor started it.
@@ -47,23 +50,69 @@ def error_message(err: BaseException) -> str:
 # ----------------------------------------------------------------------------- local
 
 
-def _watch_parent(parent: int) -> None:
+#: Modules the forkserver imports once for every worker it forks.
+PRELOAD = (
+    "behavioral.sweeping.worker",
+    "behavioral_envs",
+    "behavioral.auditing",
+    "behavioral.rollout",
+    "behavioral.specs",
+    "stable_baselines3",
+    "behavioral.report",
+)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - someone else's process reused the pid
+        return False
+    return True
+
+
+def _watch_driver(driver: int, parent: int) -> None:
     while True:
-        if os.getppid() != parent:
+        if os.getppid() != parent or not _alive(driver):
             os._exit(1)  # the driver is gone: nobody will read our result
-        time.sleep(1.0)
+        time.sleep(0.5)
 
 
-def _init_worker(parent: int) -> None:
+def _init_worker(driver: int) -> None:
     """Pool worker set-up: ignore Ctrl-C (the driver stops us), one thread per library,
-    and leave when the driver dies."""
+    and leave when the driver (or the forkserver, which leaves with it) dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from behavioral.sweeping.worker import _THREAD_VARS
 
     for var in _THREAD_VARS:
         os.environ[var] = "1"
     os.environ.setdefault("TQDM_DISABLE", "1")
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    threading.Thread(target=_watch_driver, args=(driver, os.getppid()), daemon=True).start()
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """A ``forkserver`` context whose server preloads :data:`PRELOAD` with one thread per
+    library (else ``spawn``)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")  # pragma: no cover - Windows
+    from multiprocessing import forkserver
+
+    from behavioral.sweeping.worker import _THREAD_VARS
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(list(PRELOAD))
+    saved = {var: os.environ.get(var) for var in (*_THREAD_VARS, "TQDM_DISABLE")}
+    try:  # the server inherits the environment it starts with
+        os.environ.update(dict.fromkeys(_THREAD_VARS, "1"))
+        forkserver.ensure_running()
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+    return ctx
 
 
 class LocalExecutor:
@@ -82,7 +131,7 @@ class LocalExecutor:
         if self._pool is None:
             self._pool = cf.ProcessPoolExecutor(
                 max_workers=self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=_context(),
                 initializer=_init_worker,
                 initargs=(os.getpid(),),
             )
