@@ -275,10 +275,19 @@ def drift_figure(drift: pd.DataFrame, *, title: str = "") -> Any:
             color=VERDICT_COLORS["proxy"],
             fontsize=9,
         )
+    import matplotlib.ticker
+
+    axes[-1].xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_step_label))
     axes[-1].set_xlabel("training step (environment steps)")
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _step_label(x: float, _pos: Any = None) -> str:
+    if abs(x) >= 1e6:
+        return f"{x / 1e6:g}M"
+    return f"{x / 1e3:g}k" if abs(x) >= 1e3 else f"{x:g}"
 
 
 def _edges(steps: Sequence[float]) -> list[float]:
