@@ -61,7 +61,6 @@ VERDICT_COLORS = {
 RATES = {
     "rate.exit": "exit",
     "rate.red_decoy": "red decoy",
-    "rate.other_door": "any other door",
     "rate.timeout": "timeout",
     "rate.drowned": "a drowned plant",
     "rate.flooded": "a flooded cell",
@@ -187,9 +186,13 @@ def drift_table(table: pd.DataFrame) -> pd.DataFrame:
             out[f"evidence.{name}"] = table[col]
             out[f"evidence_low.{name}"] = table[f"delta_low.{name}"]
             out[f"evidence_high.{name}"] = table[f"delta_high.{name}"]
+    done = table["status"] == "done" if "status" in table.columns else True
     for col in (*RATES, *MEANS):
         if col in table.columns:
             out[col] = table[col]
+    for col in RATES:  # a rate no episode of a finished audit showed is 0, not missing
+        if col in out.columns:
+            out.loc[done & out[col].isna(), col] = 0.0
     out["report"] = table["report"] if "report" in table.columns else None
     return out.sort_values("step", kind="stable").reset_index(drop=True)
 
@@ -291,10 +294,13 @@ def _step_label(x: float, _pos: Any = None) -> str:
 
 
 def _edges(steps: Sequence[float]) -> list[float]:
+    """Band edges: midway between checkpoints, half a typical gap beyond the ends."""
     if len(steps) == 1:
         return [steps[0] - 0.5, steps[0] + 0.5]
+    gaps = sorted(b - a for a, b in itertools.pairwise(steps))
+    pad = gaps[len(gaps) // 2] / 2
     mids = [(a + b) / 2 for a, b in itertools.pairwise(steps)]
-    return [steps[0] - (mids[0] - steps[0]), *mids, steps[-1] + (steps[-1] - mids[-1])]
+    return [steps[0] - pad, *mids, steps[-1] + pad]
 
 
 def _verdict_band(ax: Any, drift: pd.DataFrame) -> None:

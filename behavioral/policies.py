@@ -731,8 +731,10 @@ def train_ppo(
         torch_threads: torch intra-op threads during training (restored afterwards);
             small MLP policies train several times faster on one thread than on a busy
             multi-core machine. None keeps torch's setting.
-        checkpoint_every: keep a checkpoint every this many environment steps (plus
-            one before training and one at the end), saved like ``save_path`` as
+        checkpoint_every: keep a checkpoint every this many environment steps (at the
+            first update boundary at or past each multiple, so a checkpoint holds the
+            parameters trained on exactly the steps in its name; plus one before training
+            and one at the end), saved like ``save_path`` as
             ``checkpoint_dir/ckpt_<steps, 9 digits>_steps.zip``; their
             ``behavioral_metadata`` adds ``checkpoint_timesteps``. Saving reads no
             random state: training is the same with or without checkpoints.
@@ -802,14 +804,16 @@ def train_ppo(
 
 
 def _checkpoint_callback(every: int, directory: Path) -> Any:
-    """An SB3 callback saving the model before training, every ``every`` environment
-    steps, and at the end, as ``directory/ckpt_<steps>_steps.zip``."""
+    """An SB3 callback saving the model as ``directory/ckpt_<steps>_steps.zip`` at the
+    start of the first rollout at or past every multiple of ``every`` environment steps
+    (0 included) and at the end: each checkpoint holds the parameters trained on exactly
+    the steps its name says."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     class _Checkpoints(BaseCallback):
         def __init__(self) -> None:
             super().__init__()
-            self._next = every
+            self._next = 0
             self._last: int | None = None
 
         def _save(self) -> None:
@@ -824,14 +828,13 @@ def _checkpoint_callback(every: int, directory: Path) -> Any:
                     self.model.behavioral_metadata = meta
             self._last = steps
 
-        def _on_training_start(self) -> None:
-            self._save()
-
-        def _on_step(self) -> bool:
+        def _on_rollout_start(self) -> None:
             if self.model.num_timesteps >= self._next:
                 self._save()
                 while self._next <= self.model.num_timesteps:
                     self._next += every
+
+        def _on_step(self) -> bool:
             return True
 
         def _on_training_end(self) -> None:

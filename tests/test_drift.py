@@ -69,7 +69,7 @@ def checkpoints(tmp_path_factory, one_torch_thread) -> tuple[Path, object]:
         n_envs=2,
         progress_bar=False,
         ppo_kwargs=TINY_PPO,
-        checkpoint_every=256,
+        checkpoint_every=200,
         checkpoint_dir=directory,
     )
     return directory, model
@@ -82,8 +82,8 @@ def test_checkpoints_do_not_change_training(checkpoints) -> None:
 
     directory, model = checkpoints
     names = sorted(p.name for p in directory.glob("*.zip"))
-    # before training, at the first step past each 256 (2 envs: even steps), at the end
-    # (600 steps round up to 640: 5 rollouts of 64 steps x 2 envs)
+    # before training, at the first update boundary (every 64 steps x 2 envs = 128) at or
+    # past each multiple of 200, and at the end (600 steps round up to 5 rollouts = 640)
     assert names == [f"ckpt_{s:09d}_steps.zip" for s in (0, 256, 512, 640)]
     plain = train_ppo(
         RED,

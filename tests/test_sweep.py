@@ -204,6 +204,7 @@ def test_a_glob_expands_to_one_job_per_file(tmp_path: Path) -> None:
         ({"policy": "random", "env": RED, "tags": {"verdict": "x"}}, SpecError, "tag name"),
         ({"policy": "random", "env": RED, "tags": {"t": [1]}}, SpecError, "tag 't'"),
         ({"policy": "random", "env": "NoSuchEnv-v0"}, UnknownEnvError, "NoSuchEnv-v0"),
+        ({"policy": "planner:exit"}, SpecError, "a planner policy needs 'env'"),
         ({"policy": "nothing/here.zip", "env": RED}, FileNotFoundError, "policy file not found"),
         ({"policy": "nothing/*.zip", "env": RED}, SpecError, "no policy file matches"),
         ({"policy": "random", "env": RED, "env_kwargs": {"size": float("nan")}}, SpecError, "JSON"),
@@ -413,7 +414,9 @@ def test_an_interrupted_sweep_resumes_without_recomputing(tmp_path: Path, sig: i
     proc.wait(timeout=60)
     if sig == signal.SIGINT:
         assert proc.returncode == 130
-        assert "run it again to resume" in log.read_text()
+        text = log.read_text()
+        assert "run it again to resume" in text
+        assert "Traceback" not in text and "leaked" not in text
     else:
         assert proc.returncode == -signal.SIGKILL
     before = _journal(out)

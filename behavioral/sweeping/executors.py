@@ -171,14 +171,14 @@ class LocalExecutor:
         pool, self._pool = self._pool, None
         if pool is None:
             return
-        if terminate:
+        if terminate:  # kill the running audits, then let the pool tidy its queues up
             processes = list((getattr(pool, "_processes", None) or {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
             for proc in processes:
                 if proc.is_alive():
                     proc.terminate()
             for proc in processes:
                 proc.join(timeout=5)
+            pool.shutdown(wait=True, cancel_futures=True)
         else:
             pool.shutdown(wait=True)
         self._futures.clear()

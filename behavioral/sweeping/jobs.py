@@ -86,7 +86,8 @@ _JOB_KEYS = (
     "tags",
 )
 _SPEC_KEYS = ("defaults", "jobs", "grid")
-_MERGED = ("env_kwargs", "tags")  # dict-valued keys that defaults merge into key by key
+_MERGED = ("env_kwargs", "tags")
+_EXAMPLE_ENV = "behavioral/RedDoors-v0"  # dict-valued keys that defaults merge into key by key
 
 
 def _finite(v: Any) -> bool:
@@ -342,6 +343,8 @@ def _validate(item: Mapping[str, Any], where: str) -> list[Job]:
         spec = PolicySpec.parse(policy)
     except SpecError as err:
         raise SpecError(f"{where}: {err}") from None
+    if spec.kind in ("planner", "epsilon", "random") and env is None:
+        raise SpecError(f"{where}: a {spec.kind} policy needs 'env' (e.g. {_EXAMPLE_ENV})")
     if spec.kind != "file":
         return [Job(policy=spec.text, **common)]
     return [Job(policy=path, **common) for path in _policy_files(policy, where)]

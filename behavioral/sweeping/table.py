@@ -54,7 +54,15 @@ TAIL_COLUMNS = (
 )
 #: Column names a job's tags may not take.
 RESERVED_COLUMNS = frozenset(
-    (*JOB_COLUMNS, *OUTCOME_COLUMNS, *AUDIT_COLUMNS, *TAIL_COLUMNS, "ll_null", "coinciding")
+    (
+        *JOB_COLUMNS,
+        *OUTCOME_COLUMNS,
+        *AUDIT_COLUMNS,
+        *TAIL_COLUMNS,
+        "ll_null",
+        "coinciding",
+        "mean_length",
+    )
 )
 
 

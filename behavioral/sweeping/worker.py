@@ -55,12 +55,9 @@ def limit_threads() -> None:
     import torch
 
     torch.set_num_threads(1)
-    try:
-        import numba
-
-        numba.set_num_threads(1)
-    except (ImportError, ValueError):  # pragma: no cover - numba without threading layer
-        pass
+    # numba: our kernels are serial; NUMBA_NUM_THREADS (above, or inherited from the
+    # forkserver) caps a parallel one. numba.set_num_threads would start numba's thread
+    # pool (and a process lock) just to shrink it.
     _limited = True
 
 
