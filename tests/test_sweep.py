@@ -474,3 +474,10 @@ def test_ray_and_local_sweeps_give_identical_audits(tmp_path: Path) -> None:
     for col in ("key", "verdict", "proxy", "ll.exit", "ll.red_door", "delta_low.red_door"):
         pd.testing.assert_series_equal(local[col], ray_table[col])
     assert ray_table["worker"].nunique() >= 1
+
+
+def test_the_example_spec_loads() -> None:
+    jobs = load_jobs(ROOT / "docs" / "sweep-example.toml")
+    assert len(jobs) == 12
+    assert jobs[-1].options["objectives"] == {"water_stuff": False}
+    assert len({job_key(j) for j in jobs}) == 12

@@ -21,8 +21,8 @@ key            meaning                                                         d
 (options)      audit options: ``method``, ``deterministic``, ``n_bootstrap``,
                ``confidence``, ``l2``, ``min_explained``, ``significance``,
                ``living_reward``, ``discounts``, ``lapse``, ``min_evidence``,
-               ``base``, ``objectives`` (name -> OBJECTIVE expression, or null
-               to leave a declared objective out), ``method_kwargs``
+               ``base``, ``objectives`` (name -> OBJECTIVE expression, or null /
+               false to leave a declared objective out), ``method_kwargs``
 =============  ==============================================================  ===========
 
 A spec file (JSON, or TOML when the name ends in ``.toml``) is a list of jobs or a table
@@ -120,7 +120,7 @@ OPTIONS: Mapping[str, tuple[Any, str]] = types.MappingProxyType(
         "base": (lambda v: isinstance(v, str) and v != "", "an objective name"),
         "objectives": (
             lambda v: isinstance(v, Mapping) and all(isinstance(k, str) for k in v),
-            "a table name -> OBJECTIVE expression or null",
+            "a table name -> OBJECTIVE expression, null or false",
         ),
         "method_kwargs": (
             lambda v: isinstance(v, Mapping) and all(isinstance(k, str) for k in v),
@@ -371,9 +371,12 @@ def _options(item: Mapping[str, Any], where: str) -> dict[str, Any]:
         if not check(value):
             raise SpecError(f"{where}: option {name!r} must be {expected}, got {value!r}")
     for expr in dict(options.get("objectives") or {}).values():
-        if expr is not None and not isinstance(expr, str):
-            raise SpecError(f"{where}: objectives map names to OBJECTIVE expressions or null")
-        if expr is not None:
+        if expr is not None and expr is not False and not isinstance(expr, str):
+            raise SpecError(
+                f"{where}: objectives map names to OBJECTIVE expressions, or to null or false "
+                "to leave a declared objective out"
+            )
+        if isinstance(expr, str):
             try:
                 parse_objective(expr)
             except SpecError as err:

@@ -116,12 +116,13 @@ def run_job(task: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _objectives(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``objectives=`` of :func:`behavioral.audit` from name -> expression or None."""
+    """The ``objectives=`` of :func:`behavioral.audit` from name -> expression, or None /
+    False (leave the declared objective out)."""
     from behavioral.specs import parse_objective
 
     out: dict[str, Any] = {}
     for name, expr in spec.items():
-        out[name] = None if expr is None else _expression_reward(parse_objective(expr))
+        out[name] = None if expr in (None, False) else _expression_reward(parse_objective(expr))
     return out
 
 
