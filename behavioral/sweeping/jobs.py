@@ -71,6 +71,8 @@ __all__ = [
 
 #: Largest spec file read (bytes): a sweep spec is a few kilobytes of text.
 MAX_SPEC_BYTES = 4 * 2**20
+#: Largest policy file a job may name (bytes); workers get its bytes with the task.
+MAX_POLICY_BYTES = 256 * 2**20
 #: Version of the key derivation: bump it when what a key covers changes.
 KEY_FORMAT = 1
 
@@ -399,6 +401,15 @@ def _registered(name: str, where: str) -> str:
 
 
 def _policy_files(pattern: str, where: str) -> list[str]:
+    files = _matching(pattern, where)
+    for name in files:
+        size = os.path.getsize(name)
+        if size > MAX_POLICY_BYTES:
+            raise SpecError(f"{where}: {name} has {size} bytes (at most {MAX_POLICY_BYTES})")
+    return files
+
+
+def _matching(pattern: str, where: str) -> list[str]:
     if _GLOB_CHARS & set(pattern):
         matches = sorted(p for p in glob.glob(pattern) if Path(p).is_file())
         if not matches:

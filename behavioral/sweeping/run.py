@@ -13,14 +13,17 @@ from typing import Any
 
 import pandas as pd
 
-from behavioral.sweeping.executors import make_executor
-from behavioral.sweeping.jobs import Job, job_key, load_jobs
+from behavioral.specs import SpecError
+from behavioral.sweeping.executors import error_message, make_executor
+from behavioral.sweeping.jobs import MAX_POLICY_BYTES, Job, job_key, load_jobs
 from behavioral.sweeping.journal import Journal
 from behavioral.sweeping.table import build_table, write_tables
 
 __all__ = ["REPORTS_DIR", "sweep"]
 
 REPORTS_DIR = "reports"
+#: Tasks submitted ahead per worker (the rest wait in the driver).
+IN_FLIGHT_PER_WORKER = 2
 #: Seconds between rewrites of the results tables while a sweep runs.
 TABLE_EVERY = 5.0
 
@@ -78,8 +81,6 @@ def sweep(
         )
     job_list = load_jobs(jobs)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        from behavioral.specs import SpecError
-
         raise SpecError(f"retries must be a non-negative integer, got {retries!r}")
     out = Path(out)
     cache: dict[Any, str] = {}
@@ -138,16 +139,24 @@ class _Run:
         )
         ex = make_executor(executor, workers, address) if self.todo else None
         attempts = dict.fromkeys(self.todo, 0)
+        queue = list(reversed(self.todo))  # next to submit at the end
         try:
-            for key in self.todo:
-                attempts[key] += 1
-                ex.submit(key, self.by_key[key].task())  # type: ignore[union-attr]
-            while ex is not None and ex.pending():
+            while ex is not None and (queue or ex.pending()):
+                # a bounded number in flight: memory (policy bytes) and Ctrl-C stay small
+                while queue and ex.pending() < IN_FLIGHT_PER_WORKER * max(1, ex.workers):
+                    key = queue.pop()
+                    attempts[key] += 1
+                    try:
+                        ex.submit(key, _task(self.by_key[key]))
+                    except (OSError, SpecError) as err:  # the file went away or grew
+                        self._finish(key, attempts[key], None, error_message(err))
+                        bar.update(1)
+                if not ex.pending():
+                    continue
                 key, result, error = ex.next_done()
                 if error is not None and attempts[key] <= retries:
                     self.journal.append(key, "retry", attempt=attempts[key], error=error)
-                    attempts[key] += 1
-                    ex.submit(key, self.by_key[key].task())
+                    queue.append(key)  # tried again next
                     continue
                 self._finish(key, attempts[key], result, error)
                 bar.update(1)
@@ -207,6 +216,21 @@ class _Run:
     def _maybe_write_tables(self) -> None:
         if time.monotonic() - self._tables_written >= TABLE_EVERY:
             self.write_tables()
+
+
+def _task(job: Job) -> dict[str, Any]:
+    """The job's task, with a policy file's bytes: workers on other machines need no
+    shared file system (the report comes back the same way)."""
+    task = job.task()
+    if job.spec.kind == "file":
+        size = os.path.getsize(job.policy)
+        if size > MAX_POLICY_BYTES:
+            raise SpecError(
+                f"{job.policy} is {size} bytes; a policy file may have {MAX_POLICY_BYTES}"
+            )
+        with open(job.policy, "rb") as fh:
+            task["policy_bytes"] = fh.read(MAX_POLICY_BYTES + 1)
+    return task
 
 
 def _clean_partial_reports(reports: Path) -> None:

@@ -72,8 +72,9 @@ def run_job(task: Mapping[str, Any]) -> dict[str, Any]:
 
     limit_threads()
     t0 = time.perf_counter()
-    spec = PolicySpec.parse(task["policy"])
-    policy, env = policy_and_env(spec, task["env"], task["split"], task["env_kwargs"])
+    with tempfile.TemporaryDirectory(prefix="behavioral-policy-") as tmp:
+        spec = PolicySpec.parse(_policy_file(task, Path(tmp)))
+        policy, env = policy_and_env(spec, task["env"], task["split"], task["env_kwargs"])
     try:
         options = dict(task["options"])
         method = options.pop("method", "maxent")
@@ -113,6 +114,17 @@ def run_job(task: Mapping[str, Any]) -> dict[str, Any]:
     finally:
         env.close()
     return {"row": row, "files": files}
+
+
+def _policy_file(task: Mapping[str, Any], tmp: Path) -> str:
+    """The policy spec to load: the shipped bytes of a policy file written under ``tmp``
+    (same file name), else the task's spec."""
+    data = task.get("policy_bytes")
+    if data is None:
+        return str(task["policy"])
+    path = tmp / Path(str(task["policy"])).name
+    path.write_bytes(data)
+    return str(path)
 
 
 def _objectives(spec: Mapping[str, Any]) -> dict[str, Any]:
