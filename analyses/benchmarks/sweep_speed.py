@@ -9,8 +9,9 @@ zip (100 deploy episodes each, with reports: a drift sweep).
 
 Printed: wall time per configuration, the speed-up against 1 worker, the audits' own time
 (sum of per-audit seconds) and per-audit cost, the peak memory of a worker and of the
-driver, and the load average before and after each run (the machine is shared: a load
-above the core count means the numbers understate the speed-up). Then what a sweep of
+driver, the share of the audits' wall time their workers spent on a CPU (below 100%: other
+processes took the cores), and the load average before and after each run (the machine
+is shared: a load above the core count means the numbers understate the speed-up). Then what a sweep of
 ``--project`` audits (default 500) would take on ``--cluster-cpus`` (default 64) Ray CPUs
 at the measured per-audit cost.
 
@@ -46,6 +47,7 @@ print(json.dumps({
     "failed": int((table["status"] == "failed").sum()),
     "audit_seconds": float(table["seconds"].sum()),
     "per_audit": float(table["seconds"].mean()),
+    "cpu_share": float(table["cpu_seconds"].sum() / table["seconds"].sum()),
     "worker_peak_mb": float(table["worker_peak_rss_mb"].max()),
     "driver_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     "workers_seen": int(table["worker"].nunique()),
@@ -127,7 +129,8 @@ def main() -> None:
             results.append(r)
             print(
                 f"  {workers} worker(s): {r['wall']:7.1f} s wall, {r['audit_seconds']:7.1f} s of "
-                f"audits ({r['per_audit']:.2f} s per audit), worker peak {r['worker_peak_mb']:.0f} "
+                f"audits ({r['per_audit']:.2f} s per audit, {r['cpu_share']:.0%} of it on a CPU), "
+                f"worker peak {r['worker_peak_mb']:.0f} "
                 f"MB, driver peak {r['driver_peak_mb']:.0f} MB, load {r['load_before']:.2f} -> "
                 f"{r['load_after']:.2f}, failed {r['failed']}",
                 flush=True,

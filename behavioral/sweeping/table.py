@@ -8,7 +8,8 @@ recomputed) or ``failed`` --, ``attempts``, ``error``), the audit (``verdict``, 
 ``reason``, ``base``, per-candidate evidence: see
 :func:`behavioral.sweeping.worker.audit_row`), the rollout's outcome rates, the
 log-likelihood of the episodes under the policy that produced them (``policy_ll``,
-planners only), timings (``seconds`` and its parts), the worker's peak memory, and
+planners only), timings (``seconds`` and its parts; ``cpu_seconds``, the worker's CPU
+time: below ``seconds`` when the machine is shared), the worker's peak memory, and
 ``report`` (the report directory, relative to the sweep directory in the files).
 """
 
@@ -47,6 +48,7 @@ TAIL_COLUMNS = (
     "audit_seconds",
     "report_seconds",
     "seconds",
+    "cpu_seconds",
     "worker_peak_rss_mb",
     "worker",
     "finished",

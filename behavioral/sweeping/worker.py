@@ -71,7 +71,7 @@ def run_job(task: Mapping[str, Any]) -> dict[str, Any]:
     from behavioral.specs import PolicySpec, policy_and_env
 
     limit_threads()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory(prefix="behavioral-policy-") as tmp:
         spec = PolicySpec.parse(_policy_file(task, Path(tmp)))
         policy, env = policy_and_env(spec, task["env"], task["split"], task["env_kwargs"])
@@ -108,6 +108,7 @@ def run_job(task: Mapping[str, Any]) -> dict[str, Any]:
             audit_seconds=t3 - t2,
             report_seconds=t4 - t3,
             seconds=t4 - t0,
+            cpu_seconds=time.process_time() - cpu0,
             worker_peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
             worker=f"{socket.gethostname()}:{os.getpid()}",
         )
