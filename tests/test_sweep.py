@@ -461,16 +461,17 @@ def test_cli_sweep_errors_are_one_line(tmp_path: Path) -> None:
 def test_ray_and_local_sweeps_give_identical_audits(tmp_path: Path) -> None:
     pytest.importorskip("ray")
     jobs = [
-        {"policy": p, "split": s, **SMALL}
-        for p in ("planner:exit:5", "planner:red_door:5")
-        for s in ("train", "deploy")
+        {"policy": "planner:exit:5", "split": "deploy", **SMALL},
+        {"policy": "planner:red_door:5", "split": "deploy", **SMALL, "report": True},
     ]
     local = behavioral.sweep(jobs, out=tmp_path / "local", workers=2, progress=False)
     ray_table = behavioral.sweep(
         jobs, executor="ray", workers=2, out=tmp_path / "ray", progress=False
     )
-    assert list(local["status"]) == ["done"] * 4 == list(ray_table["status"])
-    assert list(local["verdict"]) == ["indistinguishable", "aligned", "indistinguishable", "proxy"]
+    assert list(local["status"]) == ["done"] * 2 == list(ray_table["status"])
+    assert list(local["verdict"]) == ["aligned", "proxy"]
+    # the Ray worker sent its report back to the driver
+    assert Path(ray_table.loc[1, "report"], "report.html").is_file()
     for col in ("key", "verdict", "proxy", "ll.exit", "ll.red_door", "delta_low.red_door"):
         pd.testing.assert_series_equal(local[col], ray_table[col])
     assert ray_table["worker"].nunique() >= 1
@@ -481,3 +482,18 @@ def test_the_example_spec_loads() -> None:
     assert len(jobs) == 12
     assert jobs[-1].options["objectives"] == {"water_stuff": False}
     assert len({job_key(j) for j in jobs}) == 12
+
+
+@pytest.mark.slow
+def test_sweep_speed_benchmark_runs() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "analyses/benchmarks/sweep_speed.py"), "--scale", "quick"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "4 audits" in proc.stdout and "identical verdicts across runs: True" in proc.stdout
+    speedups = [float(x) for x in __import__("re").findall(r"speed-up ([\d.]+)x", proc.stdout)]
+    assert len(speedups) == 2 and speedups[0] == 1.0 and speedups[1] > 0

@@ -4,8 +4,10 @@
 Each configuration runs in a fresh process into a fresh directory (start-up, imports and
 the forkserver included: what a user waits for), in alternating order when repeated. The
 sweep is the detection suite's ``--fast`` subset (RedDoors: 16 policies x 2 sample sizes =
-32 audits; ``--quick``: 4 audits), or with ``--checkpoints DIR`` one audit per checkpoint
-zip (100 deploy episodes each, with reports: a drift sweep).
+32 audits; ``--scale quick``: 4 audits; ``--scale medium``: both envs, 108 audits), or with
+``--checkpoints DIR`` one audit per checkpoint zip (100 deploy episodes each, with reports:
+a drift sweep). A sweep pays a fixed start-up (~4 s idle: imports, the forkserver) that
+more workers cannot shorten, so small sweeps understate the speed-up.
 
 Printed: wall time per configuration, the speed-up against 1 worker, the audits' own time
 (sum of per-audit seconds) and per-audit cost, the peak memory of a worker and of the
@@ -16,7 +18,7 @@ is shared: a load above the core count means the numbers understate the speed-up
 at the measured per-audit cost.
 
     python analyses/benchmarks/sweep_speed.py                 # 1 vs 2 workers, suite subset
-    python analyses/benchmarks/sweep_speed.py --quick         # a smoke run
+    python analyses/benchmarks/sweep_speed.py --scale quick   # a smoke run
     python analyses/benchmarks/sweep_speed.py --checkpoints analyses/out/ckpt/reddoors-train
 """
 
@@ -56,8 +58,9 @@ print(json.dumps({
 """
 
 
-def suite_jobs(quick: bool) -> list[dict]:
-    """The detection suite's --fast jobs (or 4 of them)."""
+def suite_jobs(scale: str) -> list[dict]:
+    """Detection-suite jobs: ``quick`` (4), ``fast`` (the suite's --fast subset: RedDoors, 16
+    policies x 2 sample sizes = 32) or ``medium`` (both envs, 36 policies x 3 sizes = 108)."""
     import dataclasses
     import importlib.util
 
@@ -69,16 +72,15 @@ def suite_jobs(quick: bool) -> list[dict]:
     spec.loader.exec_module(suite)
     config = dataclasses.replace(
         suite.Config(),
-        sample_sizes=(10, 50),
-        main_size=50,
+        sample_sizes=(10, 50, 100) if scale == "medium" else (10, 50),
         betas=(5.0,),
         epsilons=(0.1,),
-        envs=("reddoors",),
+        envs=("reddoors", "waterplants") if scale == "medium" else ("reddoors",),
         zoo=False,
         n_bootstrap=300,
     )
     jobs = suite.jobs(suite.make_cases(config), config)
-    return jobs[::8] if quick else jobs
+    return jobs[::8] if scale == "quick" else jobs
 
 
 def checkpoint_jobs(directory: Path) -> list[dict]:
@@ -109,14 +111,19 @@ def run(jobs: list[dict], workers: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="4 audits (a smoke run)")
+    parser.add_argument(
+        "--scale",
+        choices=("quick", "fast", "medium"),
+        default="fast",
+        help="detection-suite jobs: 4, 32 (default) or 108 audits",
+    )
     parser.add_argument("--checkpoints", type=Path, default=None, help="a checkpoint directory")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts")
     parser.add_argument("--repeat", type=int, default=1, help="runs per worker count")
     parser.add_argument("--project", type=int, default=500, help="audits to project")
     parser.add_argument("--cluster-cpus", type=int, default=64, help="Ray CPUs to project to")
     args = parser.parse_args()
-    jobs = checkpoint_jobs(args.checkpoints) if args.checkpoints else suite_jobs(args.quick)
+    jobs = checkpoint_jobs(args.checkpoints) if args.checkpoints else suite_jobs(args.scale)
     print(
         f"{len(jobs)} audits; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f} "
         f"at start; worker counts {args.workers}, {args.repeat} run(s) each",
