@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -495,5 +496,5 @@ def test_sweep_speed_benchmark_runs() -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "4 audits" in proc.stdout and "identical verdicts across runs: True" in proc.stdout
-    speedups = [float(x) for x in __import__("re").findall(r"speed-up ([\d.]+)x", proc.stdout)]
+    speedups = [float(x) for x in re.findall(r"speed-up ([\d.]+)x", proc.stdout)]
     assert len(speedups) == 2 and speedups[0] == 1.0 and speedups[1] > 0
