@@ -102,6 +102,7 @@ class _Run:
         self.records: dict[str, Mapping[str, Any]] = {}
         self.statuses: dict[str, str] = {}
         self.reports: dict[str, str | None] = {}
+        self.retried: dict[str, str] = {}  # key -> error of its last retried attempt
         self._tables_written = 0.0
         _clean_partial_reports(out / REPORTS_DIR)
         for key, rec in journal.latest().items():
@@ -156,6 +157,7 @@ class _Run:
                 key, result, error = ex.next_done()
                 if error is not None and attempts[key] <= retries:
                     self.journal.append(key, "retry", attempt=attempts[key], error=error)
+                    self.retried[key] = error
                     queue.append(key)  # tried again next
                     continue
                 self._finish(key, attempts[key], result, error)
@@ -180,11 +182,7 @@ class _Run:
         self.write_tables()
 
     def _finish(self, key: str, attempt: int, result: Any, error: str | None) -> None:
-        last_error = None
-        for rec in reversed(self.journal.records):  # the error of a retried attempt
-            if rec["key"] == key and rec["status"] == "retry":
-                last_error = rec["error"]
-                break
+        last_error = self.retried.get(key)  # the error of an attempt tried again
         if error is not None:
             rec = self.journal.append(key, "failed", attempt=attempt, error=error)
             self.statuses[key] = "failed"

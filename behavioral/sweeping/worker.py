@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import resource
 import socket
 import tempfile
 import time
@@ -109,12 +108,21 @@ def run_job(task: Mapping[str, Any]) -> dict[str, Any]:
             report_seconds=t4 - t3,
             seconds=t4 - t0,
             cpu_seconds=time.process_time() - cpu0,
-            worker_peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            worker_peak_rss_mb=_peak_rss_mb(),
             worker=f"{socket.gethostname()}:{os.getpid()}",
         )
     finally:
         env.close()
     return {"row": row, "files": files}
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory so far (MB; NaN where unknown)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return math.nan
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KB on Linux
 
 
 def _policy_file(task: Mapping[str, Any], tmp: Path) -> str:
