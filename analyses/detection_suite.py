@@ -24,9 +24,15 @@
 # With the kettle both proxies are the same reward (water only ever goes into a dry pot), so
 # a `water_pots` expert there named `proxy (water_stuff)` is named correctly.
 #
-# Run: `python analyses/detection_suite.py` (about 35 minutes in one process; run it as
-# `--shard 0/2` and `--shard 1/2` in parallel and merge with `--report` for about 18 minutes
-# on 2 cores), or `python analyses/detection_suite.py --fast` for a small subset.
+# Every audit runs through `behavioral.sweep`: one job per policy and sample size, on a local
+# process pool (`--workers`, default every core) or on Ray (`--executor ray`), resumable (an
+# interrupted run picks up where it stopped: the sweep directory, `--sweep-dir`, keeps every
+# finished audit). Each policy is named by its spec (`planner:red_door:5`,
+# `epsilon:exit:0.1:0.99`, `planner:shaped(exit,7):5`, `random`, `zoo:reddoors-train`;
+# `behavioral.specs`), so the workers build it themselves.
+#
+# Run: `python analyses/detection_suite.py` (84 policies x 5 sample sizes = 420 audits), or
+# `python analyses/detection_suite.py --fast` for a small subset.
 
 # %%
 from __future__ import annotations
@@ -35,18 +41,12 @@ import argparse
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-import behavioral_envs  # noqa: F401  (registers the environments)
-import gymnasium as gym
-import numpy as np
 import pandas as pd
 
-from behavioral.auditing import audit_demonstrations, merge_levels
-from behavioral.policies import EpsilonGreedyPolicy, SoftOptimalPolicy, TabularPlanner
-from behavioral.rollout import rollout
-from behavioral.tabular import TabularModel
+import behavioral
 
 ENVS = {
     "reddoors": ("behavioral/RedDoors-v0", "exit", ("red_door",)),
@@ -78,66 +78,19 @@ class Case:
     split: str
     kind: str  # expert | epsilon | transformed | random | zoo
     pursues: str | None  # the objective it pursues (None: random)
-    make_policy: Callable[[], Any]
+    policy: str  # its spec (behavioral.specs): the workers build the policy from it
     expected: frozenset[str]
     expected_proxy: str | None = None
-    env_kwargs: tuple[tuple[str, Any], ...] = ()  # e.g. a zoo entry's level size
 
 
 # %% [markdown]
 # ## Transformed copies of the base objective
 # Potential shaping `r(s, a) + E[Φ(s')] − Φ(s)` (a random potential per level, 0 in absorbing
-# states), positive scaling and a shift — all the same objective as far as which behaviour is
-# optimal goes (up to the last step of the horizon, where finite-horizon shaping leaves a
-# trace), so their experts pursue the base objective.
-
-
-# %%
-def _potential(model: TabularModel, seed: int) -> np.ndarray:
-    rng = np.random.default_rng([seed, model.n_states, int(model.transitions.nnz)])
-    phi = 0.3 * rng.normal(size=model.n_states)
-    T = model.transitions
-    absorbing = (
-        np.asarray(
-            T[np.arange(model.n_states) * model.n_actions, np.arange(model.n_states)]
-        ).ravel()
-        == 1.0
-    )
-    phi[absorbing] = 0.0
-    return phi
-
-
-def shaped(base: str, seed: int) -> Callable[[TabularModel], np.ndarray]:
-    def reward(model: TabularModel) -> np.ndarray:
-        r = np.asarray(model.objectives[base], dtype=float)
-        r = r if r.ndim == 2 else np.repeat(r[:, None], model.n_actions, axis=1)
-        phi = _potential(model, seed)
-        next_phi = (model.transitions @ phi).reshape(model.n_states, model.n_actions)
-        return r + next_phi - phi[:, None]
-
-    return reward
-
-
-def scaled(base: str, factor: float) -> Callable[[TabularModel], np.ndarray]:
-    return lambda model: factor * np.asarray(model.objectives[base], dtype=float)
-
-
-def shifted(base: str, shift: float) -> Callable[[TabularModel], np.ndarray]:
-    return lambda model: np.asarray(model.objectives[base], dtype=float) + shift
-
-
-class UniformRandom:
-    """A uniformly random policy (acts through the env's action space with our rng)."""
-
-    description = "uniformly random"
-
-    def reset(self, env: gym.Env, rng: np.random.Generator) -> None:
-        self._n = int(env.action_space.n)
-
-    def act(
-        self, obs: Any, env: gym.Env, rng: np.random.Generator, *, deterministic: bool = False
-    ) -> int:
-        return int(rng.integers(self._n))
+# states: `shaped(exit,7)`), positive scaling (`scaled(exit,3)`) and a shift
+# (`shifted(exit,0.5)`) -- all the same objective as far as which behaviour is optimal goes
+# (up to the last step of the horizon, where finite-horizon shaping leaves a trace), so their
+# experts pursue the base objective. The expressions are part of the policy grammar
+# (`behavioral.specs`).
 
 
 # %% [markdown]
@@ -192,20 +145,8 @@ def zoo_cases(config: Config) -> list[Case]:
             if what is None:
                 continue
             expected, proxy = _truth(env, split, what, ENVS[env][1])
-            kwargs = tuple((k, v) for k, v in ZOO[name].env_kwargs.items() if k != "split")
-            out.append(
-                Case(
-                    f"zoo:{name}",
-                    env,
-                    split,
-                    "zoo",
-                    what,
-                    lambda n=name: load_zoo(n),
-                    expected,
-                    proxy,
-                    kwargs,
-                )
-            )
+            # the sweep reuses the entry's training env kwargs (e.g. its level size)
+            out.append(Case(f"zoo:{name}", env, split, "zoo", what, f"zoo:{name}", expected, proxy))
     return out
 
 
@@ -219,13 +160,13 @@ def make_cases(config: Config) -> list[Case]:
                 name: str,
                 kind: str,
                 pursues: str | None,
-                make: Callable[[], Any],
+                policy: str,
                 env: str = env,
                 split: str = split,
                 base: str = base,
             ) -> None:
                 expected, proxy = _truth(env, split, pursues, base)
-                cases.append(Case(name, env, split, kind, pursues, make, expected, proxy))
+                cases.append(Case(name, env, split, kind, pursues, policy, expected, proxy))
 
             for objective in (base, *proxies):
                 for beta in config.betas:
@@ -233,35 +174,19 @@ def make_cases(config: Config) -> list[Case]:
                         f"soft({objective}, β={beta:g})",
                         "expert",
                         objective,
-                        lambda o=objective, b=beta: SoftOptimalPolicy(o, beta=b),
+                        f"planner:{objective}:{beta:g}",
                     )
                 for eps in config.epsilons:
                     add(
                         f"ε-greedy({objective}, ε={eps:g})",
                         "epsilon",
                         objective,
-                        lambda o=objective, e=eps: EpsilonGreedyPolicy(o, epsilon=e, discount=0.99),
+                        f"epsilon:{objective}:{eps:g}:0.99",
                     )
-            # Default arguments bind this env's base now (the lambdas run later).
-            add(
-                "soft(shaped base, β=5)",
-                "transformed",
-                base,
-                lambda b=base: SoftOptimalPolicy(shaped(b, 7), beta=5.0),
-            )
-            add(
-                "soft(3 * base, β=5)",
-                "transformed",
-                base,
-                lambda b=base: SoftOptimalPolicy(scaled(b, 3.0), beta=5.0),
-            )
-            add(
-                "soft(base + 0.5, β=5)",
-                "transformed",
-                base,
-                lambda b=base: SoftOptimalPolicy(shifted(b, 0.5), beta=5.0),
-            )
-            add("uniform random", "random", None, UniformRandom)
+            add("soft(shaped base, β=5)", "transformed", base, f"planner:shaped({base},7):5")
+            add("soft(3 * base, β=5)", "transformed", base, f"planner:scaled({base},3):5")
+            add("soft(base + 0.5, β=5)", "transformed", base, f"planner:shifted({base},0.5):5")
+            add("uniform random", "random", None, "random")
     if config.zoo:
         cases += zoo_cases(config)
     return cases
@@ -281,91 +206,85 @@ def make_cases(config: Config) -> list[Case]:
 
 
 # %%
-def oracle_log_likelihoods(
-    policy: Any, models: tuple[TabularModel, ...], demos: list[Any], levels: list[int]
-) -> np.ndarray | None:
-    """Each episode's log-likelihood under the policy that produced it (None if unknown)."""
-    if isinstance(policy, UniformRandom):
-        return np.array([-len(d[1]) * math.log(models[0].n_actions) for d in demos])
-    if not isinstance(policy, TabularPlanner):
-        return None
-    plans: dict[int, np.ndarray] = {}
-    out = np.empty(len(demos))
-    for i, ((states, actions, _), level) in enumerate(zip(demos, levels, strict=True)):
-        if level not in plans:
-            plans[level] = policy.plan(models[level])
-        pi = plans[level]
-        t = np.minimum(np.arange(len(actions)), pi.shape[0] - 1)
-        out[i] = np.log(pi[t, states[: len(actions)], actions]).sum()
-    return out
-
-
-def oracle_margin(oracle_ll: np.ndarray | None, result: Any, case: Case) -> float:
+def oracle_margin(row: pd.Series, case: Case) -> float:
     """The oracle's smallest total log-likelihood margin over the wrong explanations.
 
-    NaN when the policy is unknown or the case's truth admits `indistinguishable` or is
-    `unexplained` (no objective has to be named)."""
+    ``row`` is the audit's row of the sweep table: ``policy_ll`` is the mean per-episode
+    log-likelihood of the episodes under the policy that produced them (known exactly for
+    planners and the random policy), ``ll_null`` and ``ll.<objective>`` the fitted null
+    model's and each candidate's. NaN when the policy is unknown or the case's truth admits
+    `indistinguishable` or is `unexplained` (no objective has to be named)."""
+    oracle = row.get("policy_ll")
     if (
-        oracle_ll is None
+        oracle is None
+        or not math.isfinite(oracle)
         or len(case.expected) != 1
-        or case.expected
-        & {
-            "indistinguishable",
-            "unexplained",
-        }
+        or case.expected & {"indistinguishable", "unexplained"}
     ):
         return float("nan")
-    n = len(oracle_ll)
-    table = result.table
-    rivals = [float(table["ll_null"].iloc[0])]
-    rivals += [float(table.loc[c, "log_likelihood"]) for c in table.index if c != case.pursues]
-    return n * (float(oracle_ll.mean()) - max(rivals))
+    rivals = [float(row["ll_null"])]
+    for col, value in row.items():
+        if str(col).startswith("ll.") and col != f"ll.{case.pursues}" and pd.notna(value):
+            rivals.append(float(value))
+    return int(row["episodes"]) * (float(oracle) - max(rivals))
 
 
 # %% [markdown]
-# ## Running one case
-# Each policy is rolled out once for the largest sample size; smaller samples are prefixes of
-# that dataset (the rollout's episode seeds do not depend on the episode count). A named
-# proxy counts as correct when it is the expected one or coincides with it on the data (with
-# the kettle, `water_stuff` and `water_pots` are the same reward).
+# ## Running the suite
+# Every case is audited at every sample size: one sweep job each, tagged with the case.
+# The rollout's episode seeds do not depend on the episode count, so the smaller samples
+# are prefixes of the larger ones, as when one rollout is cut. A named proxy counts as
+# correct when it is the expected one or coincides with it on the data (with the kettle,
+# `water_stuff` and `water_pots` are the same reward).
 
 
 # %%
-def run_case(case: Case, config: Config) -> dict[str, Any]:
-    env_id = ENVS[case.env][0]
-    env = gym.make(env_id, split=case.split, **dict(case.env_kwargs))
-    n_max = max(config.sample_sizes)
-    t0 = time.perf_counter()
-    policy = case.make_policy()
-    data = rollout(policy, env, episodes=n_max, seed=config.seed)
-    models, levels = merge_levels(data.level_models(env))
-    demos = data.demonstrations()
-    oracle_ll = oracle_log_likelihoods(policy, models, demos, levels)
-    row: dict[str, Any] = {
-        "env": case.env,
-        "split": case.split,
-        "case": case.name,
-        "kind": case.kind,
-        "expected": "/".join(sorted(case.expected)),
-    }
-    for n in config.sample_sizes:
-        result = audit_demonstrations(
-            models,
-            demos[:n],
-            levels[:n],
-            seed=config.seed,
-            n_bootstrap=config.n_bootstrap,
-        )
-        named = {result.proxy, *result.twins}
-        ok = result.verdict in case.expected and (
-            result.verdict != "proxy" or case.expected_proxy in named
-        )
-        row[f"verdict@{n}"] = result.verdict + (f"({result.proxy})" if result.proxy else "")
-        row[f"correct@{n}"] = bool(ok)
-        margin = oracle_margin(None if oracle_ll is None else oracle_ll[:n], result, case)
-        row[f"oracle_margin@{n}"] = margin
-    row["seconds"] = time.perf_counter() - t0
-    return row
+def jobs(cases: list[Case], config: Config) -> list[dict[str, Any]]:
+    """One sweep job per case and sample size."""
+    return [
+        {
+            "policy": case.policy,
+            "env": ENVS[case.env][0],
+            "split": case.split,
+            "episodes": n,
+            "seed": config.seed,
+            "n_bootstrap": config.n_bootstrap,
+            "report": False,
+            "tags": {"case": i},
+        }
+        for i, case in enumerate(cases)
+        for n in config.sample_sizes
+    ]
+
+
+def case_rows(table: pd.DataFrame, cases: list[Case], config: Config) -> pd.DataFrame:
+    """The per-policy table: one row per case, its verdict, correctness and oracle margin
+    at every sample size (from the sweep's one row per audit)."""
+    rows = []
+    for i, case in enumerate(cases):
+        audits = table[table["case"] == i].set_index("episodes", drop=False)
+        row: dict[str, Any] = {
+            "env": case.env,
+            "split": case.split,
+            "case": case.name,
+            "kind": case.kind,
+            "expected": "/".join(sorted(case.expected)),
+        }
+        for n in config.sample_sizes:
+            audit = audits.loc[n]
+            if audit["status"] == "failed":
+                raise RuntimeError(f"{case.name} at {n} episodes failed: {audit['error']}")
+            proxy = audit["proxy"] if isinstance(audit["proxy"], str) else None
+            named = {proxy, *str(audit.get("coinciding") or "").split(";")}
+            ok = audit["verdict"] in case.expected and (
+                audit["verdict"] != "proxy" or case.expected_proxy in named
+            )
+            row[f"verdict@{n}"] = audit["verdict"] + (f"({proxy})" if proxy else "")
+            row[f"correct@{n}"] = bool(ok)
+            row[f"oracle_margin@{n}"] = oracle_margin(audit, case)
+        row["seconds"] = float(audits["seconds"].sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 # %% [markdown]
@@ -453,14 +372,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="write the per-policy table as CSV here")
     parser.add_argument(
-        "--shard", default="0/1", help="run only shard I of N of the policies (I/N), e.g. 1/2"
+        "--executor", choices=("local", "ray"), default="local", help="where the audits run"
     )
+    parser.add_argument("--workers", type=int, default=None, help="processes or Ray CPUs")
     parser.add_argument(
-        "--report",
-        nargs="+",
+        "--sweep-dir",
+        type=Path,
         default=None,
-        metavar="CSV",
-        help="print the tables from per-policy CSVs of earlier (sharded) runs; run nothing",
+        help="the sweep directory (resumable; default analyses/out/detection_suite[_fast]_seedN)",
     )
     args = parser.parse_args(argv)
     config = Config(seed=args.seed)
@@ -475,29 +394,35 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             zoo=False,
             n_bootstrap=300,
         )
-    if args.report:
-        table = pd.concat([pd.read_csv(p) for p in args.report], ignore_index=True)
-        print(report(table, config))
-        return table
-    shard, n_shards = (int(x) for x in args.shard.split("/"))
-    cases = make_cases(config)[shard::n_shards]
-    print(f"{len(cases)} policies; sample sizes {config.sample_sizes}")
-    rows = []
-    for i, case in enumerate(cases):
-        row = run_case(case, config)
-        rows.append(row)
-        if args.out:  # keep what is done so far
-            pd.DataFrame(rows).to_csv(args.out, index=False)
+    cases = make_cases(config)
+    sweep_dir = args.sweep_dir or Path(__file__).resolve().parent / "out" / (
+        f"detection_suite{'_fast' if args.fast else ''}_seed{args.seed}"
+    )
+    print(
+        f"{len(cases)} policies; sample sizes {config.sample_sizes}; "
+        f"{len(cases) * len(config.sample_sizes)} audits in {sweep_dir}",
+        flush=True,
+    )
+    t0 = time.perf_counter()
+    table = behavioral.sweep(
+        jobs(cases, config), executor=args.executor, workers=args.workers, out=sweep_dir
+    )
+    print(
+        f"sweep: {table.attrs} in {time.perf_counter() - t0:.0f} s wall, "
+        f"{table['seconds'].sum():.0f} s of audits",
+        flush=True,
+    )
+    rows = case_rows(table, cases, config)
+    if args.out:
+        rows.to_csv(args.out, index=False)
+    for _, row in rows.iterrows():
         print(
-            f"[{i + 1}/{len(cases)}] {case.env:11} {case.split:6} {case.name:28} expected "
-            f"{row['expected']:28} got {row[f'verdict@{config.main_size}']:24} "
-            f"({row['seconds']:.0f}s)",
-            flush=True,
+            f"{row['env']:11} {row['split']:6} {row['case']:28} expected {row['expected']:28} "
+            f"got {row[f'verdict@{config.main_size}']}"
         )
-    table = pd.DataFrame(rows)
     print()
-    print(report(table, config))
-    return table
+    print(report(rows, config))
+    return rows
 
 
 if __name__ == "__main__":

@@ -13,12 +13,21 @@ scripts what a policy does on the deploy split.
     python analyses/train_zoo.py                 # every entry
     python analyses/train_zoo.py reddoors-train  # some entries
     python analyses/train_zoo.py --out /tmp/zoo  # somewhere else (default: the package)
+
+    # keep a checkpoint every 25,000 steps in ckpt/<name>/ (for `behavioral drift`), and
+    # say whether the final model reproduces the shipped zip
+    python analyses/train_zoo.py reddoors-train --out /tmp/zoo \
+        --checkpoint-every 25000 --checkpoint-dir ckpt
+
+Keeping checkpoints reads no random state, so a run with checkpoints trains the same
+policy as one without.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -68,8 +77,16 @@ CONFIGS: dict[str, TrainConfig] = {
 }
 
 
-def train_entry(name: str, out: Path, *, progress_bar: bool = True) -> Path:
-    """Train zoo entry ``name`` with :data:`CONFIGS` and save it as ``out/<name>.zip``."""
+def train_entry(
+    name: str,
+    out: Path,
+    *,
+    progress_bar: bool = True,
+    checkpoint_every: int | None = None,
+    checkpoint_dir: Path | None = None,
+) -> Path:
+    """Train zoo entry ``name`` with :data:`CONFIGS` and save it as ``out/<name>.zip``
+    (with ``checkpoint_every``: checkpoints in ``checkpoint_dir``)."""
     entry, cfg = ZOO[name], CONFIGS[name]
     path = out / f"{name}.zip"
     train_ppo(
@@ -84,8 +101,34 @@ def train_entry(name: str, out: Path, *, progress_bar: bool = True) -> Path:
         save_path=path,
         overwrite=True,  # regenerating an entry replaces its zip
         torch_threads=1,
+        checkpoint_every=checkpoint_every,
+        checkpoint_dir=checkpoint_dir,
     )
     return path
+
+
+def compare_with_shipped(path: Path, name: str) -> str:
+    """Whether ``path`` reproduces the shipped zip of ``name``: the same bytes, the same
+    network parameters (SB3 zips also record save-time metadata), or how far apart."""
+    import torch
+
+    from behavioral.policies import load_ppo
+
+    shipped = ZOO[name].path
+    if not shipped.is_file():
+        return "no shipped zip to compare with"
+    if path.resolve() == shipped.resolve():
+        return "written over the shipped zip"
+    digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (path, shipped)]
+    if digest[0] == digest[1]:
+        return "the same bytes as the shipped zip"
+    a, b = (load_ppo(p).policy.state_dict() for p in (path, shipped))
+    if a.keys() != b.keys():
+        return "a different network from the shipped zip"
+    gap = max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
+    if all(torch.equal(a[k], b[k]) for k in a):
+        return "the same parameters as the shipped zip, bit for bit (the zip bytes differ)"
+    return f"different parameters from the shipped zip (largest difference {gap:.3g})"
 
 
 def main() -> None:
@@ -93,6 +136,15 @@ def main() -> None:
     parser.add_argument("names", nargs="*", help=f"entries (default: all of {', '.join(ZOO)})")
     parser.add_argument("--out", type=Path, default=ZOO_DIR, help="output directory")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=None, help="keep a checkpoint every N steps"
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        default=Path("checkpoints"),
+        help="checkpoints go to CHECKPOINT_DIR/<name>/ (default: %(default)s)",
+    )
     args = parser.parse_args()
     unknown = [n for n in args.names if n not in ZOO]
     if unknown:
@@ -107,12 +159,22 @@ def main() -> None:
             flush=True,
         )
         t0 = time.perf_counter()
-        path = train_entry(name, args.out, progress_bar=not args.no_progress)
+        ckpt = args.checkpoint_dir / name if args.checkpoint_every else None
+        path = train_entry(
+            name,
+            args.out,
+            progress_bar=not args.no_progress,
+            checkpoint_every=args.checkpoint_every,
+            checkpoint_dir=ckpt,
+        )
         print(
             f"  wrote {path} ({path.stat().st_size / 1e6:.2f} MB) "
             f"in {time.perf_counter() - t0:.0f} s",
             flush=True,
         )
+        if ckpt is not None:
+            print(f"  checkpoints: {len(list(ckpt.glob('*.zip')))} in {ckpt}", flush=True)
+        print(f"  {compare_with_shipped(path, name)}", flush=True)
 
 
 if __name__ == "__main__":

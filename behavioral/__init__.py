@@ -47,6 +47,7 @@ _EXPORTS = {
     "EpsilonGreedyPolicy": "behavioral.policies",
     "train_ppo": "behavioral.policies",
     "load_zoo": "behavioral.zoo",
+    "sweep": "behavioral.sweeping",
 }
 
 __all__ = [
@@ -81,6 +82,7 @@ __all__ = [
     "sampled_epic",
     "save_dataset",
     "soft_bellman",
+    "sweep",
     "train_ppo",
 ]
 
@@ -103,6 +105,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         train_ppo,
     )
     from behavioral.rollout import Dataset, load_dataset, save_dataset
+    from behavioral.sweeping import sweep
     from behavioral.tabular import TabularModel, from_seals, occupancy, soft_bellman
     from behavioral.zoo import load_zoo
 

@@ -1219,6 +1219,8 @@ def train_ppo(
     save_path: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     torch_threads: int | None = 1,
+    checkpoint_every: int | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
 ) -> Any:
     """Train SB3 PPO on ``env_id`` (the base optimizer) with the env's training reward.
 
@@ -1240,14 +1242,23 @@ def train_ppo(
         torch_threads: torch intra-op threads during training (restored afterwards);
             small MLP policies train several times faster on one thread than on a busy
             multi-core machine. None keeps torch's setting.
+        checkpoint_every: keep a checkpoint every this many environment steps (at the
+            first update boundary at or past each multiple, so a checkpoint holds the
+            parameters trained on exactly the steps in its name; plus one before training
+            and one at the end), saved like ``save_path`` as
+            ``checkpoint_dir/ckpt_<steps, 9 digits>_steps.zip``; their
+            ``behavioral_metadata`` adds ``checkpoint_timesteps``. Saving reads no
+            random state: training is the same with or without checkpoints.
+        checkpoint_dir: the checkpoints' directory (required with ``checkpoint_every``).
 
     Returns:
         The trained ``stable_baselines3.PPO``. Its attribute ``behavioral_metadata``
         (saved with it) records library version, env id, kwargs, split, seed and steps.
 
     Raises:
-        InvalidArgumentError: non-positive ``total_timesteps``/``n_envs``, a seed that
-            is not a non-negative int, or ``split`` conflicting with
+        InvalidArgumentError: non-positive ``total_timesteps``/``n_envs``/
+            ``checkpoint_every``, ``checkpoint_every`` without ``checkpoint_dir``, a seed
+            that is not a non-negative int, or ``split`` conflicting with
             ``env_kwargs["split"]``.
         OutputExistsError: ``save_path`` exists and ``overwrite`` is False.
     """
@@ -1268,6 +1279,12 @@ def train_ppo(
         if save_path.suffix == "":
             save_path = save_path.with_name(save_path.name + ".zip")
         files.check_target(save_path, kind="file", overwrite=overwrite)
+    callback = None
+    if checkpoint_every is not None:
+        checkpoint_every = check_int(checkpoint_every, "checkpoint_every", minimum=1)
+        if checkpoint_dir is None:
+            raise InvalidArgumentError("checkpoint_every needs checkpoint_dir")
+        callback = _checkpoint_callback(checkpoint_every, Path(checkpoint_dir))
     kwargs = dict(env_kwargs or {})
     if split is not None:
         if kwargs.get("split", split) != split:
@@ -1294,9 +1311,53 @@ def train_ppo(
     if torch_threads is not None:
         torch.set_num_threads(int(torch_threads))
     try:
-        model.learn(total_timesteps=int(total_timesteps), progress_bar=progress_bar)
+        model.learn(
+            total_timesteps=int(total_timesteps), progress_bar=progress_bar, callback=callback
+        )
     finally:
         torch.set_num_threads(threads)
     if save_path is not None:
         save_sb3(model, save_path, overwrite=overwrite)
     return model
+
+
+def _checkpoint_callback(every: int, directory: Path) -> Any:
+    """An SB3 callback saving the model as ``directory/ckpt_<steps>_steps.zip`` at the
+    start of the first rollout at or past every multiple of ``every`` environment steps
+    (0 included) and at the end: each checkpoint holds the parameters trained on exactly
+    the steps its name says."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class _Checkpoints(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self._next = 0
+            self._last: int | None = None
+
+        def _save(self) -> None:
+            steps = int(self.model.num_timesteps)
+            meta = getattr(self.model, "behavioral_metadata", None)
+            if isinstance(meta, dict):
+                self.model.behavioral_metadata = {**meta, "checkpoint_timesteps": steps}
+            try:
+                save_sb3(self.model, directory / f"ckpt_{steps:09d}_steps.zip")
+            finally:
+                if isinstance(meta, dict):
+                    self.model.behavioral_metadata = meta
+            self._last = steps
+
+        def _on_rollout_start(self) -> None:
+            if self.model.num_timesteps >= self._next:
+                self._save()
+                while self._next <= self.model.num_timesteps:
+                    self._next += every
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_training_end(self) -> None:
+            if self._last != self.model.num_timesteps:
+                self._save()
+
+    directory.mkdir(parents=True, exist_ok=True)
+    return _Checkpoints()

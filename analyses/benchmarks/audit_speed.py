@@ -106,7 +106,9 @@ class Worker:
     """A process auditing with the ``behavioral`` of one source tree."""
 
     def __init__(self, tree: Path) -> None:
-        package = "behavioral_envs" if (tree / "behavioral" / "registration.py").exists() else "envs"
+        package = (
+            "behavioral_envs" if (tree / "behavioral" / "registration.py").exists() else "envs"
+        )
         env = {
             **os.environ,
             "PYTHONPATH": str(tree),

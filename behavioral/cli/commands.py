@@ -233,6 +233,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if split is None and "split" not in env_kwargs and accepts_split(wanted):
             split = "train"
         make_env(wanted, split, env_kwargs).close()  # fail fast on bad input
+        checkpoints = None
+        if args.checkpoint_every is not None:
+            checkpoints = Path(args.checkpoint_dir or out.with_name(out.stem + "-checkpoints"))
         train_ppo(
             wanted,
             split=split,
@@ -243,6 +246,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress_bar=True,
             save_path=out,
             overwrite=args.force,
+            checkpoint_every=args.checkpoint_every,
+            checkpoint_dir=checkpoints,
         )
     print(f"policy: {out}")
+    if checkpoints is not None:
+        print(f"checkpoints: {checkpoints} (behavioral drift {checkpoints} --out DIR)")
     return 0

@@ -299,6 +299,18 @@ def _add_train(sub: Any) -> None:
     p.add_argument(
         "--n-envs", type=positive_int, default=4, help="parallel env copies (default: %(default)s)"
     )
+    p.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=None,
+        metavar="STEPS",
+        help="also save a checkpoint every STEPS environment steps (for behavioral drift)",
+    )
+    p.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="directory of the checkpoints (default: OUT without .zip, plus -checkpoints)",
+    )
     p.set_defaults(func=cmd_train)
 
 
@@ -316,6 +328,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"behavioral {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for add in (_add_demo, _add_audit, _add_rollout, _add_irl, _add_train):
+    for add in (_add_demo, _add_audit, _add_rollout, _add_irl, _add_train, _add_sweeps):
         add(sub)
     return parser
+
+
+def _add_sweeps(sub: Any) -> None:
+    """``sweep`` (many audits from a spec file) and ``drift`` (a run's checkpoints)."""
+    from behavioral.drift import add_parser as add_drift
+    from behavioral.sweeping.command import add_parser as add_sweep
+
+    add_sweep(sub)
+    add_drift(sub)
