@@ -32,6 +32,7 @@ _THREAD_VARS = (
     "VECLIB_MAXIMUM_THREADS",
     "NUMEXPR_NUM_THREADS",
     "NUMBA_NUM_THREADS",
+    "BEHAVIORAL_FIT_THREADS",  # the audit's own threads (behavioral.auditing.fitting)
 )
 _limited = False
 
