@@ -51,6 +51,7 @@ __all__ = [
     "check_observation_wrappers",
     "make_env",
     "observation_wrappers",
+    "recorded_wrappers",
     "wrap_observations",
 ]
 
@@ -147,6 +148,20 @@ def _class_name(wrapper: Any) -> str | None:
         if layers == 1 and t.__qualname__ == cls and in_module:
             return name
     return None
+
+
+def recorded_wrappers(metadata: Mapping[str, Any]) -> tuple[str, ...]:
+    """The observation wrappers a policy file's or dataset's metadata names:
+    ``observation_wrappers`` (a list, innermost first) or ``observation_wrapper`` (one
+    name, as the Minigrid zoo's zips record it); ``()`` when it names none.
+
+    Raises:
+        InvalidArgumentError: a name not in :data:`OBSERVATION_WRAPPERS`.
+    """
+    if metadata.get("observation_wrappers") is not None:
+        return check_observation_wrappers(metadata["observation_wrappers"])
+    one = metadata.get("observation_wrapper")
+    return () if one is None else check_observation_wrappers([one])
 
 
 def observation_wrappers(env: Any) -> tuple[str, ...] | None:
