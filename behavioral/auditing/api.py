@@ -143,6 +143,8 @@ def audit(
         if f is not None and is_state_function(f, extracted=extracted)
     }
     with _extraction_errors(gym_env):
+        if extracted:  # refused before anything is rolled out if no level can be extracted
+            _first_level(gym_env, dataset, seed)
         if dataset is None:
             dataset = rollout_mod.rollout(
                 behaviour,
@@ -365,6 +367,20 @@ def _extraction_errors(env: Any) -> Iterator[None]:
             f"cannot audit {_env_name(env)}: the audit needs a discrete model of each level "
             f"and extracting one failed: {err}"
         ) from None
+
+
+def _first_level(env: Any, dataset: Any, seed: int) -> None:
+    """Extract the level of the first episode (the rollout's or the dataset's) once, so
+    that an env whose levels cannot be extracted (random steps, too many states) is
+    refused before any work; the extraction cache serves it again to the rollout."""
+    from behavioral.extract import extract_level
+    from behavioral.rollout import episode_seeds
+
+    if dataset is not None and len(dataset) == 0:
+        return
+    reset_seed = episode_seeds(seed, 0)[0] if dataset is None else dataset.reset_seeds()[0]
+    env.reset(seed=reset_seed)
+    extract_level(env)
 
 
 def _require_tabular_model(env: Any) -> None:

@@ -152,25 +152,45 @@ def env_id(name: str) -> str:
     return ENV_ALIASES.get(name.lower(), name)
 
 
-def make_env(env_id: str, split: str | None, kwargs: Mapping[str, Any] | None = None) -> Any:
+def make_env(
+    env_id: str,
+    split: str | None,
+    kwargs: Mapping[str, Any] | None = None,
+    wrappers: tuple[str, ...] = (),
+) -> Any:
     """:func:`behavioral.environments.make_env` for an id from the command line.
 
     ``split=None`` leaves the split to ``kwargs`` (or the env's default); a split given
-    to an env without splits is an error.
+    to an env without splits is an error. ``wrappers``: names of observation wrappers
+    (:data:`behavioral.environments.OBSERVATION_WRAPPERS`).
     """
     from behavioral.environments import make_env as make
 
-    return make(env_id, split=split, kwargs=kwargs)
+    return make(env_id, split=split, kwargs=kwargs, wrappers=wrappers)
 
 
-def _trained_env(spec: PolicySpec, path_meta: Mapping[str, Any] | None) -> tuple[str | None, dict]:
+def _trained_env(
+    spec: PolicySpec, path_meta: Mapping[str, Any] | None
+) -> tuple[str | None, dict, tuple[str, ...]]:
+    """(env id, env kwargs other than split, observation wrappers) a policy was trained in."""
+    from behavioral.environments import recorded_wrappers
+    from behavioral.errors import InvalidArgumentError
+
     if spec.kind == "zoo":
-        return zoo_env_kwargs(spec.value)
+        from behavioral.zoo import ZOO
+
+        env, kwargs = zoo_env_kwargs(spec.value)
+        entry = ZOO.get(spec.value)
+        return env, kwargs, entry.observation_wrappers if entry is not None else ()
     if spec.kind == "file" and path_meta and isinstance(path_meta.get("env_id"), str):
         saved = path_meta.get("env_kwargs")
         saved = dict(saved) if isinstance(saved, Mapping) else {}
-        return path_meta["env_id"], {k: v for k, v in saved.items() if k != "split"}
-    return None, {}
+        try:
+            wrappers = recorded_wrappers(path_meta)
+        except InvalidArgumentError as err:
+            raise CLIError(f"{spec.value}: {err}") from None
+        return path_meta["env_id"], {k: v for k, v in saved.items() if k != "split"}, wrappers
+    return None, {}, ()
 
 
 def policy_and_env(
@@ -185,7 +205,8 @@ def policy_and_env(
 
     The env is ``--env``, or else the one the policy was trained in (a zoo entry's, or the
     ``behavioral_metadata`` a zip saved by ``behavioral train`` carries); in the env it was
-    trained in, its training env kwargs (e.g. the level size) are reused. ``--env-kwarg``
+    trained in, its training env kwargs (e.g. the level size) and observation wrappers
+    (the Minigrid zoo's flattened view) are reused. ``--env-kwarg``
     values override them. The split is passed only when given (the env's default
     otherwise). A trained policy must fit the env's spaces, and a planner's objective must
     be one the env declares.
@@ -208,13 +229,15 @@ def policy_and_env(
         made = make_env(env_id(env), split, extra)
         return load_policy(spec, trusted=trusted, env=made), made
     meta = getattr(policy, "behavioral_metadata", None)
-    trained_env, trained_kwargs = _trained_env(spec, meta if isinstance(meta, Mapping) else None)
+    trained_env, trained_kwargs, wrappers = _trained_env(
+        spec, meta if isinstance(meta, Mapping) else None
+    )
     wanted = env_id(env) if env is not None else trained_env
     if wanted is None:
         raise CLIError("--env is required for this policy (e.g. behavioral/RedDoors-v0)")
     kwargs = dict(trained_kwargs) if wanted == trained_env else {}
     kwargs.update(extra or {})
-    made = make_env(wanted, split, kwargs)
+    made = make_env(wanted, split, kwargs, wrappers if wanted == trained_env else ())
     if spec.kind in ("zoo", "file"):
         check_policy_fits_env(policy, made)
     if spec.kind == "planner":
@@ -224,12 +247,14 @@ def policy_and_env(
 
 def _check_planner_objective(spec: PolicySpec, env: Any) -> None:
     from behavioral.errors import EnvContractError, UnknownObjectiveError
+    from behavioral.extract import is_extractable
     from behavioral.policies import env_tabular_model, has_tabular_model
 
-    if not has_tabular_model(env):
+    if not has_tabular_model(env) and not is_extractable(env):
         raise EnvContractError(
             f"a planner needs the env's tabular model, and {env.spec.id if env.spec else env} "
-            "has none (use random or a trained policy)"
+            "has none and no Discrete actions to extract one with (use random or a trained "
+            "policy)"
         )
     env.reset(seed=0)
     names = sorted(env_tabular_model(env).objectives)
