@@ -354,3 +354,21 @@ def test_a_predicate_on_minigrid_corner_is_its_declared_corner() -> None:
 def test_envs_that_cannot_be_audited_say_why() -> None:
     with pytest.raises(UnsupportedActionSpaceError, match=r"cannot audit Pendulum-v1.*Discrete"):
         behavioral.audit(UniformPolicy(), "Pendulum-v1", episodes=1)
+
+
+def test_the_report_draws_minigrid_levels_with_minigrids_renderer(tmp_path: Path) -> None:
+    from behavioral.report.figures import level_figure, level_frame
+
+    result = behavioral.audit(
+        UniformPolicy(), "MiniGrid-LavaGapS5-v0", episodes=3, seed=0, n_bootstrap=50
+    )
+    frame = level_frame(result, 0)
+    env = gym.make("MiniGrid-LavaGapS5-v0", render_mode="rgb_array")
+    env.reset(seed=int(result.episodes["reset_seed"].iloc[0]))
+    # Minigrid's own drawing of the level's start, without the shading of the agent's view
+    np.testing.assert_array_equal(frame, env.unwrapped.get_frame(highlight=False))
+    fig, _ = level_figure(result, 0)
+    # paths and maps are drawn over the whole 5 x 5 grid the frame shows (walls included)
+    assert list(fig.axes[0].images[0].get_extent()) == [-0.5, 4.5, 4.5, -0.5]
+    result.save(tmp_path / "rep")
+    assert (tmp_path / "rep" / "level0.png").stat().st_size > 10_000
