@@ -48,49 +48,25 @@ from behavioral.errors import InvalidArgumentError
 from behavioral.extract import ExtractedLevel, StateFunction
 from behavioral.tabular import TabularModel, content_digest
 
-__all__ = ["AuditLevels", "audit_levels", "is_state_function", "merge_levels"]
+__all__ = ["AuditLevels", "audit_levels", "is_state_function"]
 
 
-def _model_key(model: TabularModel) -> bytes:
-    """Digest of everything but the initial distribution (IRL uses the data's starts)."""
-    T = model.transitions
-    objectives = [x for name, arr in model.objectives.items() for x in (name, arr)]
-    return content_digest(
-        (model.n_states, model.n_actions, model.horizon, model.discount, model.feature_names),
-        T.indptr,
-        T.indices,
-        T.data,
-        model.features,
-        *objectives,
-    )
-
-
-def merge_levels(
-    per_episode: Sequence[TabularModel], tags: Sequence[bytes] | None = None
+def _merge(
+    per_episode: Sequence[TabularModel], tags: Sequence[bytes]
 ) -> tuple[list[TabularModel], list[int]]:
-    """Distinct level models and, per episode, the index of its level.
+    """:func:`behavioral.auditing.merge_levels` within each group of episodes with equal
+    ``tags``: levels whose models are equal but whose state-function objectives differ
+    stay apart."""
+    from behavioral.auditing.api import merge_levels
 
-    Episodes whose models differ only in their initial state distribution (e.g. the same
-    house with another start cell) share a level: IRL and the likelihoods use each
-    episode's own start state, so nothing is lost and the levels are solved once.
-    ``tags`` (one per episode) tell apart levels whose models are equal but whose
-    objectives from elsewhere (state functions) differ.
-    """
-    by_id: dict[tuple[int, bytes], int] = {}
-    by_key: dict[tuple[bytes, bytes], int] = {}
     models: list[TabularModel] = []
-    levels: list[int] = []
-    for i, m in enumerate(per_episode):
-        tag = b"" if tags is None else tags[i]
-        idx = by_id.get((id(m), tag))
-        if idx is None:
-            key = (_model_key(m), tag)
-            idx = by_key.get(key)
-            if idx is None:
-                idx = by_key[key] = len(models)
-                models.append(m)
-            by_id[(id(m), tag)] = idx
-        levels.append(idx)
+    levels = [0] * len(per_episode)
+    for tag in dict.fromkeys(tags):
+        group = [i for i, t in enumerate(tags) if t == tag]
+        merged, idx = merge_levels([per_episode[i] for i in group])
+        for i, k in zip(group, idx, strict=True):
+            levels[i] = len(models) + k
+        models += merged
     return models, levels
 
 
@@ -241,7 +217,7 @@ def audit_levels(
             finite number (``StateFunctionError``).
     """
     if not extracted and not state_functions:
-        models, levels = merge_levels(dataset.level_models(env))
+        models, levels = _merge(dataset.level_models(env), [b""] * len(dataset))
         return AuditLevels(models, levels, {})
     per_episode: list[Any] = [None] * len(dataset)
     gathered: list[_Level] = []
@@ -255,7 +231,7 @@ def audit_levels(
             per_episode[i] = g
     finals = _with_features(gathered) if extracted else [g.model for g in gathered]
     tags = [content_digest(*(r for _, r in sorted(g.rewards.items()))) for g in gathered]
-    models, levels = merge_levels([finals[g] for g in per_episode], [tags[g] for g in per_episode])
+    models, levels = _merge([finals[g] for g in per_episode], [tags[g] for g in per_episode])
     first = {lvl: per_episode[i] for i, lvl in reversed(list(enumerate(levels)))}
     rewards = {
         name: [gathered[first[k]].rewards[name] for k in range(len(models))]
