@@ -372,3 +372,22 @@ def test_the_report_draws_minigrid_levels_with_minigrids_renderer(tmp_path: Path
     assert list(fig.axes[0].images[0].get_extent()) == [-0.5, 4.5, 4.5, -0.5]
     result.save(tmp_path / "rep")
     assert (tmp_path / "rep" / "level0.png").stat().st_size > 10_000
+
+
+def test_airl_needs_array_observations() -> None:
+    with pytest.raises(EnvContractError, match="flat_observations"):
+        behavioral.audit(UniformPolicy(), gym.make(EMPTY), episodes=2, seed=0, method="airl")
+
+
+@pytest.mark.slow
+def test_airl_on_extracted_levels_through_an_observation_wrapper() -> None:
+    """AIRL's generator plays copies of the env in the dataset's observation wrappers, and
+    its reward network is evaluated on every extracted state's observation."""
+    env = ImgObsWrapper(gym.make("MiniGrid-LavaGapS5-v0"))
+    result = behavioral.audit(
+        SoftOptimalPolicy("reward", beta=20.0, discount=0.9), env, episodes=10, seed=0,
+        method="airl", n_bootstrap=50, method_kwargs={"total_timesteps": 2048},
+    )  # fmt: skip
+    assert result.recovered.method == "airl"
+    for model in result.levels:
+        assert model.observations.shape == (model.n_states, 7, 7, 3)
