@@ -562,9 +562,7 @@ def flat_observations(env: Any) -> Any:
     from every corner."""
     from gymnasium.wrappers import FilterObservation, FlattenObservation
 
-    from behavioral.environments import WRAPPER_TAG
-
     wrapped = FlattenObservation(FilterObservation(env, ["direction", "image"]))
-    # how datasets and policy files name this wrapping (behavioral.environments)
-    setattr(wrapped, WRAPPER_TAG, "behavioral.minigrid.flat_observations")
+    # how datasets and policy files name this wrapping: behavioral.environments.WRAPPER_TAG
+    wrapped.behavioral_observation_wrapper = "behavioral.minigrid.flat_observations"
     return wrapped

@@ -285,11 +285,12 @@ def test_random_actions_are_unexplained_on_fourrooms() -> None:
 
 
 def test_features_of_doorkey_levels_name_their_objects() -> None:
+    from behavioral.auditing import merge_levels
     from behavioral.auditing.levels import audit_levels
 
     env = gym.make("MiniGrid-DoorKey-5x5-v0")
     data = rollout(UniformPolicy(), env, episodes=3, seed=0)
-    found = audit_levels(data, env, {}, extracted=True)
+    found = audit_levels(data, env, {}, extracted=True, merge_levels=merge_levels)
     names = found.models[0].feature_names
     assert names == (
         "reward", "reach_door_yellow", "door_open_yellow", "reach_key_yellow",
@@ -391,3 +392,11 @@ def test_airl_on_extracted_levels_through_an_observation_wrapper() -> None:
     assert result.recovered.method == "airl"
     for model in result.levels:
         assert model.observations.shape == (model.n_states, 7, 7, 3)
+
+
+def test_flat_observations_carries_the_tag_environments_reads() -> None:
+    from behavioral.environments import WRAPPER_TAG
+
+    assert vars(flat_observations(gym.make(EMPTY)))[WRAPPER_TAG] == (
+        "behavioral.minigrid.flat_observations"
+    )

@@ -162,7 +162,12 @@ def audit(
         if method == "airl":
             _check_airl_observations(dataset)
         found = audit_levels(
-            dataset, gym_env, state_functions, extracted=extracted, observations=method == "airl"
+            dataset,
+            gym_env,
+            state_functions,
+            extracted=extracted,
+            merge_levels=merge_levels,
+            observations=method == "airl",
         )
     models, levels = found.models, found.levels
     demos = dataset.demonstrations()

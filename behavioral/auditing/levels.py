@@ -51,14 +51,15 @@ from behavioral.tabular import TabularModel, content_digest
 __all__ = ["AuditLevels", "audit_levels", "is_state_function"]
 
 
-def _merge(
-    per_episode: Sequence[TabularModel], tags: Sequence[bytes]
-) -> tuple[list[TabularModel], list[int]]:
-    """:func:`behavioral.auditing.merge_levels` within each group of episodes with equal
-    ``tags``: levels whose models are equal but whose state-function objectives differ
-    stay apart."""
-    from behavioral.auditing.api import merge_levels
+Merge = Callable[[Sequence[TabularModel]], tuple[list[TabularModel], list[int]]]
 
+
+def _merge(
+    merge_levels: Merge, per_episode: Sequence[TabularModel], tags: Sequence[bytes]
+) -> tuple[list[TabularModel], list[int]]:
+    """``merge_levels`` (:func:`behavioral.auditing.merge_levels`) within each group of
+    episodes with equal ``tags``: levels whose models are equal but whose state-function
+    objectives differ stay apart."""
     models: list[TabularModel] = []
     levels = [0] * len(per_episode)
     for tag in dict.fromkeys(tags):
@@ -199,6 +200,7 @@ def audit_levels(
     state_functions: Mapping[str, Any],
     *,
     extracted: bool,
+    merge_levels: Merge,
     observations: bool = False,
 ) -> AuditLevels:
     """The distinct levels of ``dataset``'s episodes, re-created in ``env``.
@@ -209,6 +211,8 @@ def audit_levels(
         state_functions: name -> state function (see the module docstring).
         extracted: the env's levels are extracted (it has no model of its own); their
             models get the features the module docstring lists.
+        merge_levels: :func:`behavioral.auditing.merge_levels` (distinct models and each
+            episode's level).
         observations: extracted models carry every state's observation (for AIRL).
 
     Raises:
@@ -217,7 +221,7 @@ def audit_levels(
             finite number (``StateFunctionError``).
     """
     if not extracted and not state_functions:
-        models, levels = _merge(dataset.level_models(env), [b""] * len(dataset))
+        models, levels = _merge(merge_levels, dataset.level_models(env), [b""] * len(dataset))
         return AuditLevels(models, levels, {})
     per_episode: list[Any] = [None] * len(dataset)
     gathered: list[_Level] = []
@@ -231,7 +235,9 @@ def audit_levels(
             per_episode[i] = g
     finals = _with_features(gathered) if extracted else [g.model for g in gathered]
     tags = [content_digest(*(r for _, r in sorted(g.rewards.items()))) for g in gathered]
-    models, levels = _merge([finals[g] for g in per_episode], [tags[g] for g in per_episode])
+    models, levels = _merge(
+        merge_levels, [finals[g] for g in per_episode], [tags[g] for g in per_episode]
+    )
     first = {lvl: per_episode[i] for i, lvl in reversed(list(enumerate(levels)))}
     rewards = {
         name: [gathered[first[k]].rewards[name] for k in range(len(models))]
