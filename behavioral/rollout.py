@@ -240,7 +240,10 @@ class Dataset:
         For envs with ``tabular_model()`` the env is reset with each episode's recorded
         ``reset_seed`` (this changes the env's state); episodes of the same level (same
         ``level_seed``) share one model object. For seals tabular envs, whose dynamics do
-        not change between episodes, one model is returned N times.
+        not change between episodes, one model is returned N times. For envs without a
+        model of their own (Minigrid, any env with ``Discrete`` actions) each level is
+        extracted again from its reset state (:meth:`iter_levels`; the extraction cache
+        serves levels seen before).
 
         Raises:
             DatasetMismatchError: ``env`` has another id or kwargs than the dataset's,
