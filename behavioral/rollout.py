@@ -616,8 +616,10 @@ def rollout(
         extract_levels: for envs without ``state_index()``: extract each episode's level
             right after its reset (:func:`behavioral.extract.episode_level`, cached per
             level) and record the state indices in it. None (default): when the env has
-            a fast codec (Minigrid); True: for any env with ``Discrete`` actions (the
-            generic deep-copy codec); False: never.
+            a fast codec (Minigrid) and the first episode's level can be extracted (not
+            for random steps: then no state indices are recorded); True: for any env
+            with ``Discrete`` actions (the generic deep-copy codec), an
+            ``ExtractionError`` when a level cannot be extracted; False: never.
 
     Returns:
         The :class:`Dataset`.
@@ -642,6 +644,8 @@ def rollout(
         raise EnvContractError(f"only Discrete action spaces are supported, got {space!r}")
     observation_keys(env.observation_space)
     extracted = _extracts(env, extract_levels)
+    if extracted and extract_levels is None:  # automatic: only if the levels can be had
+        extracted = _first_level_extracts(env, seed)
     tabular = _is_tabular(env) or extracted
 
     trajectories: list[TrajectoryWithRew] = []
@@ -752,6 +756,19 @@ def _extracts(env: gym.Env, extract_levels: bool | None) -> bool:
     if extract_levels is False or _is_tabular(env) or not is_extractable(env):
         return False
     return bool(extract_levels) or not isinstance(default_codec(env), DeepCopyCodec)
+
+
+def _first_level_extracts(env: gym.Env, seed: int) -> bool:
+    """Whether the level of a rollout's first episode can be extracted (it is then in the
+    extraction cache for the rollout); a random env (Minigrid's DynamicObstacles) cannot."""
+    from behavioral.extract import ExtractionError, episode_level
+
+    env.reset(seed=episode_seeds(seed, 0)[0])
+    try:
+        episode_level(env, fresh=True)
+    except ExtractionError:
+        return False
+    return True
 
 
 def _state_reader(env: gym.Env) -> Callable[[bool], int]:

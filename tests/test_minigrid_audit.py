@@ -28,6 +28,7 @@ from behavioral.errors import (
 )
 from behavioral.extract import (
     StateFunctionError,
+    StochasticStepError,
     UnsupportedActionSpaceError,
     episode_level,
     extract_level,
@@ -400,3 +401,13 @@ def test_flat_observations_carries_the_tag_environments_reads() -> None:
     assert vars(flat_observations(gym.make(EMPTY)))[WRAPPER_TAG] == (
         "behavioral.minigrid.flat_observations"
     )
+
+
+def test_a_random_minigrid_env_is_rolled_out_without_states_and_refused_by_the_audit() -> None:
+    env = ImgObsWrapper(gym.make("MiniGrid-Dynamic-Obstacles-5x5-v0"))
+    data = rollout(UniformPolicy(), env, episodes=2, seed=0)  # automatic: no model, no states
+    assert data.states is None and data.metadata["states"] is None
+    with pytest.raises(StochasticStepError, match="cannot audit MiniGrid-Dynamic-Obstacles"):
+        behavioral.audit(UniformPolicy(), env, episodes=2, seed=0)
+    with pytest.raises(StochasticStepError):
+        rollout(UniformPolicy(), env, episodes=1, seed=0, extract_levels=True)
