@@ -97,3 +97,18 @@ def test_corner_zoo_policy_then_its_dataset(here: Path, capsys: pytest.CaptureFi
     summary = _summary(here / "rep")
     assert summary["metadata"]["policy_name"] == "minigrid-corner1"
     assert summary["verdict"] == "proxy" and summary["proxy"] == "corner", summary["reason"]
+
+
+def test_irl_on_a_minigrid_dataset_weighs_the_levels_features(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    res = call(
+        capsys, "rollout", "--policy", "planner:reward:20", "--env", "MiniGrid-LavaGapS5-v0",
+        "--episodes", "10", "--out", "lava",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    res = call(capsys, "irl", "lava", "--out", "w.json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((here / "w.json").read_text())
+    assert list(doc["weights"]) == ["reward", "lava"]  # the audit's features of these levels
+    assert doc["weights"]["reward"] > 0 > doc["weights"]["lava"]  # seeks the goal, not lava

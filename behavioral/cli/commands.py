@@ -192,17 +192,25 @@ def _irl_document(dataset: Any, args: argparse.Namespace) -> dict[str, Any]:
     import behavioral
     from behavioral.auditing import merge_levels
     from behavioral.auditing.fitting import FTOL, GTOL
+    from behavioral.auditing.levels import audit_levels
     from behavioral.environments import make_env as make
     from behavioral.irl.intervals import maxent_weight_intervals
     from behavioral.irl.maxent import Demonstration, maxent_irl
+    from behavioral.policies import has_tabular_model
 
     meta = dataset.metadata
     if not meta.get("env_id"):
         raise CLIError(f"the dataset at {args.dataset} does not record its env id")
-    env = make(meta["env_id"], kwargs=meta.get("env_kwargs"))
+    env = make(
+        meta["env_id"], kwargs=meta.get("env_kwargs"), wrappers=meta.get("observation_wrappers")
+    )
     if not args.no_replay:
         dataset.verify(env)
-    models, levels = merge_levels(dataset.level_models(env))
+    # the audit's levels: for envs without a model, extracted, with the audit's features
+    found = audit_levels(
+        dataset, env, {}, extracted=not has_tabular_model(env), merge_levels=merge_levels
+    )
+    models, levels = found.models, found.levels
     features = "model" if all(m.features is not None for m in models) else "states"
     demos = [
         Demonstration(np.asarray(s), np.asarray(a), bool(t), lvl)
