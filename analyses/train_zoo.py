@@ -1,7 +1,8 @@
 """Regenerate the policy zoo shipped in ``behavioral/zoo/``.
 
-Every entry of :data:`behavioral.zoo.ZOO` is trained here with stable-baselines3 PPO (the
-base optimizer) on its env, split and training reward, with the fixed settings below:
+Every RedDoors and WaterPlants entry of :data:`behavioral.zoo.ZOO` (the Minigrid entries:
+``analyses/train_minigrid_zoo.py``) is trained here with stable-baselines3 PPO (the base
+optimizer) on its env, split and training reward, with the fixed settings below:
 fixed seeds, one torch thread, ``DummyVecEnv`` copies seeded ``seed + i``. Re-running it
 on the same library versions reproduces the zips (SB3's zip also records the versions it
 was saved with).
@@ -133,7 +134,7 @@ def compare_with_shipped(path: Path, name: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", help=f"entries (default: all of {', '.join(ZOO)})")
+    parser.add_argument("names", nargs="*", help=f"entries (default: all of {', '.join(CONFIGS)})")
     parser.add_argument("--out", type=Path, default=ZOO_DIR, help="output directory")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
@@ -146,10 +147,10 @@ def main() -> None:
         help="checkpoints go to CHECKPOINT_DIR/<name>/ (default: %(default)s)",
     )
     args = parser.parse_args()
-    unknown = [n for n in args.names if n not in ZOO]
-    if unknown:
-        parser.error(f"unknown zoo entries {unknown}; known: {list(ZOO)}")
-    for name in args.names or list(ZOO):
+    unknown = [n for n in args.names if n not in CONFIGS]
+    if unknown:  # the Minigrid entries: analyses/train_minigrid_zoo.py
+        parser.error(f"unknown zoo entries {unknown}; known here: {list(CONFIGS)}")
+    for name in args.names or list(CONFIGS):
         entry, cfg = ZOO[name], CONFIGS[name]
         print(
             f"training {name}: PPO on {entry.env_id} split={entry.split} "

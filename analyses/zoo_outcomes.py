@@ -1,6 +1,7 @@
 """What each zoo policy does on its env's train and deploy splits, measured by rollouts.
 
-For every entry of :data:`behavioral.zoo.ZOO` and both splits (``train``, ``deploy``),
+For every RedDoors and WaterPlants entry of :data:`behavioral.zoo.ZOO` (the Minigrid
+entries: ``analyses/minigrid_outcomes.py``) and both splits (``train``, ``deploy``),
 roll the policy out for ``--episodes`` episodes (default 200; stochastic actions, as the
 audit sees the policy) with the entry's training env kwargs, and print markdown tables:
 
@@ -25,6 +26,12 @@ from behavioral.rollout import rollout
 from behavioral.zoo import ZOO, load_zoo
 
 SPLITS = ("train", "deploy")
+#: The entries measured here.
+NAMES = [
+    n
+    for n, e in ZOO.items()
+    if e.env_id.startswith(("behavioral/RedDoors", "behavioral/WaterPlants"))
+]
 
 
 def reddoors_outcomes(episodes: pd.DataFrame) -> dict[str, float]:
@@ -85,17 +92,17 @@ def zoo_outcomes(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", help=f"entries (default: all of {', '.join(ZOO)})")
+    parser.add_argument("names", nargs="*", help=f"entries (default: all of {', '.join(NAMES)})")
     parser.add_argument("--episodes", type=int, default=200, help="episodes per cell")
     parser.add_argument("--seed", type=int, default=0, help="rollout seed")
     parser.add_argument("--deterministic", action="store_true", help="most probable actions")
     args = parser.parse_args()
     torch.set_num_threads(1)  # tiny MLPs: one thread is far faster on a busy machine
-    unknown = [n for n in args.names if n not in ZOO]
+    unknown = [n for n in args.names if n not in NAMES]
     if unknown:
-        parser.error(f"unknown zoo entries {unknown}; known: {list(ZOO)}")
+        parser.error(f"unknown zoo entries {unknown}; known here: {NAMES}")
     tables: dict[str, list[dict[str, object]]] = {}
-    for name in args.names or list(ZOO):
+    for name in args.names or NAMES:
         entry = ZOO[name]
         for split in SPLITS:
             row: dict[str, object] = {"policy": name, "trained on": entry.split, "split": split}

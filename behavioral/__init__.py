@@ -28,6 +28,7 @@ _EXPORTS = {
     "ExtractedLevel": "behavioral.extract",
     "extract_level": "behavioral.extract",
     "extract_model": "behavioral.extract",
+    "state_function": "behavioral.extract",
     "InvalidDemonstrationError": "behavioral.errors",
     "InvalidModelError": "behavioral.errors",
     "InvalidPolicyError": "behavioral.errors",
@@ -82,6 +83,7 @@ __all__ = [
     "sampled_epic",
     "save_dataset",
     "soft_bellman",
+    "state_function",
     "sweep",
     "train_ppo",
 ]
@@ -96,7 +98,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         InvalidPolicyError,
         InvalidRewardError,
     )
-    from behavioral.extract import ExtractedLevel, extract_level, extract_model
+    from behavioral.extract import ExtractedLevel, extract_level, extract_model, state_function
     from behavioral.irl import Demonstration, RecoveredReward, maxent_irl
     from behavioral.policies import (
         EpsilonGreedyPolicy,

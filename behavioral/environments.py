@@ -12,7 +12,11 @@ first, so an id read from a file could run code. Everything here refuses that:
   registered by the ``gymnasium.envs`` entry point, and the namespaces of a fixed list of
   packages (:data:`KNOWN_PACKAGES`: ``seals/...`` imports ``seals``, ``MiniGrid-...``
   imports ``minigrid``) are imported when installed; nothing else is imported. ``split=``
-  is passed only to envs whose constructor takes it (CartPole, FrozenLake have none).
+  is passed only to envs whose constructor takes it (CartPole, FrozenLake have none);
+* observation wrappers are named, never imported from a file: :data:`OBSERVATION_WRAPPERS`
+  lists the ones an env can be re-made with (Minigrid's, ``FlattenObservation``,
+  :func:`behavioral.minigrid.flat_observations`); :func:`observation_wrappers` names an
+  env's chain for datasets and policy files to record.
 
 Errors are one line: :class:`~behavioral.errors.InvalidEnvIdError` for a malformed id,
 :class:`~behavioral.errors.UnknownEnvError` for an unregistered one (with gymnasium's
@@ -27,7 +31,7 @@ import importlib.util
 import inspect
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from behavioral.errors import (
@@ -40,10 +44,15 @@ from behavioral.errors import (
 __all__ = [
     "ENV_ID_PATTERN",
     "KNOWN_PACKAGES",
+    "OBSERVATION_WRAPPERS",
     "accepts_split",
     "check_env_id",
     "check_env_kwargs",
+    "check_observation_wrappers",
     "make_env",
+    "observation_wrappers",
+    "recorded_wrappers",
+    "wrap_observations",
 ]
 
 #: A registered gymnasium id without a module part: ``Name-vN`` or ``namespace/Name-vN``.
@@ -63,6 +72,124 @@ KNOWN_PACKAGES: Mapping[str, str] = {
 _MAKE_KEYWORDS = frozenset(
     {"max_episode_steps", "autoreset", "apply_api_compatibility", "disable_env_checker"}
 )
+
+
+#: Observation wrappers an env can be re-made with (name -> wrapper layers it adds). A name
+#: read from a file selects one of these; nothing named in a file is imported.
+OBSERVATION_WRAPPERS: Mapping[str, int] = {
+    "behavioral.minigrid.flat_observations": 2,
+    "gymnasium.wrappers.FlattenObservation": 1,
+    "minigrid.wrappers.FlatObsWrapper": 1,
+    "minigrid.wrappers.FullyObsWrapper": 1,
+    "minigrid.wrappers.ImgObsWrapper": 1,
+    "minigrid.wrappers.OneHotPartialObsWrapper": 1,
+    "minigrid.wrappers.RGBImgObsWrapper": 1,
+    "minigrid.wrappers.RGBImgPartialObsWrapper": 1,
+}
+#: The attribute :func:`behavioral.minigrid.flat_observations` (and any factory in
+#: :data:`OBSERVATION_WRAPPERS` that adds several layers) sets on its outer wrapper.
+WRAPPER_TAG = "behavioral_observation_wrapper"
+_MAX_WRAPPERS = 8
+# Wrappers that change nothing an episode records.
+_BOOKKEEPING = frozenset(
+    {
+        "gymnasium.wrappers.time_limit.TimeLimit",
+        "gymnasium.wrappers.order_enforcing.OrderEnforcing",
+        "gymnasium.wrappers.env_checker.PassiveEnvChecker",
+        "gymnasium.wrappers.record_episode_statistics.RecordEpisodeStatistics",
+        "stable_baselines3.common.monitor.Monitor",
+    }
+)
+
+
+def _wrapper_factory(name: str) -> Callable[[Any], Any]:
+    """The function that applies the observation wrapper ``name`` (from the fixed table)."""
+    if name == "behavioral.minigrid.flat_observations":
+        from behavioral.minigrid import flat_observations
+
+        return flat_observations
+    if name == "gymnasium.wrappers.FlattenObservation":
+        from gymnasium.wrappers import FlattenObservation
+
+        return FlattenObservation
+    import minigrid.wrappers
+
+    return getattr(minigrid.wrappers, name.rsplit(".", 1)[1])
+
+
+def check_observation_wrappers(names: Any) -> tuple[str, ...]:
+    """``names`` as a tuple if it is a list of names in :data:`OBSERVATION_WRAPPERS`."""
+    if isinstance(names, (str, bytes)) or not isinstance(names, Sequence):
+        raise InvalidArgumentError(f"observation wrappers must be a list of names, got {names!r}")
+    if len(names) > _MAX_WRAPPERS:
+        raise InvalidArgumentError(f"more than {_MAX_WRAPPERS} observation wrappers")
+    for name in names:
+        if not isinstance(name, str) or name not in OBSERVATION_WRAPPERS:
+            shown = name[:100] if isinstance(name, str) else name
+            raise InvalidArgumentError(
+                f"unknown observation wrapper {shown!r}; known: {', '.join(OBSERVATION_WRAPPERS)}"
+            )
+    return tuple(names)
+
+
+def wrap_observations(env: Any, names: Sequence[str]) -> Any:
+    """``env`` wrapped in the named observation wrappers, innermost first."""
+    for name in check_observation_wrappers(names):
+        env = _wrapper_factory(name)(env)
+    return env
+
+
+def _class_name(wrapper: Any) -> str | None:
+    """The table name of a one-layer wrapper's class, if it is one of them."""
+    t = type(wrapper)
+    for name, layers in OBSERVATION_WRAPPERS.items():
+        module, _, cls = name.rpartition(".")
+        in_module = t.__module__ == module or t.__module__.startswith(module + ".")
+        if layers == 1 and t.__qualname__ == cls and in_module:
+            return name
+    return None
+
+
+def recorded_wrappers(metadata: Mapping[str, Any]) -> tuple[str, ...]:
+    """The observation wrappers a policy file's or dataset's metadata names:
+    ``observation_wrappers`` (a list, innermost first) or ``observation_wrapper`` (one
+    name, as the Minigrid zoo's zips record it); ``()`` when it names none.
+
+    Raises:
+        InvalidArgumentError: a name not in :data:`OBSERVATION_WRAPPERS`.
+    """
+    if metadata.get("observation_wrappers") is not None:
+        return check_observation_wrappers(metadata["observation_wrappers"])
+    one = metadata.get("observation_wrapper")
+    return () if one is None else check_observation_wrappers([one])
+
+
+def observation_wrappers(env: Any) -> tuple[str, ...] | None:
+    """The names (innermost first) of ``env``'s observation wrappers: ``()`` for none,
+    None when one of its wrappers is not in :data:`OBSERVATION_WRAPPERS` (an env that
+    cannot be re-made from its id and these names)."""
+    import gymnasium as gym
+
+    found = []
+    w = env
+    while isinstance(w, gym.Wrapper):
+        tag = vars(w).get(WRAPPER_TAG)
+        if tag in OBSERVATION_WRAPPERS:
+            found.append(tag)
+            for _ in range(OBSERVATION_WRAPPERS[tag]):
+                w = w.env
+            continue
+        name = _class_name(w)
+        t = type(w)
+        transparent = f"{t.__module__}.{t.__qualname__}" in _BOOKKEEPING or (
+            t.step is gym.Wrapper.step and t.reset is gym.Wrapper.reset
+        )
+        if name is None and not transparent:
+            return None
+        if name is not None:
+            found.append(name)
+        w = w.env
+    return tuple(reversed(found))
 
 
 def check_env_id(env_id: Any) -> str:
@@ -145,6 +272,7 @@ def make_env(
     *,
     split: str | None = None,
     kwargs: Mapping[str, Any] | None = None,
+    wrappers: Sequence[str] | None = None,
 ) -> Any:
     """``gymnasium.make(env_id, **kwargs)`` for an id and keywords from an untrusted source.
 
@@ -153,6 +281,8 @@ def make_env(
         split: passed as ``split=`` (overriding ``kwargs["split"]``); an env whose
             constructor takes no ``split`` refuses it. None: the env's default.
         kwargs: the env's keyword arguments (:func:`check_env_kwargs`).
+        wrappers: names of observation wrappers (:data:`OBSERVATION_WRAPPERS`) to wrap
+            the env in, innermost first.
 
     Raises:
         InvalidEnvIdError: a malformed id (or one with a module part).
@@ -164,6 +294,7 @@ def make_env(
 
     check_env_id(env_id)
     kw = check_env_kwargs(kwargs)
+    names = check_observation_wrappers(wrappers or ())
     spec = _spec(env_id)
     if split is not None:
         if not isinstance(split, str):
@@ -174,7 +305,7 @@ def make_env(
             )
         kw["split"] = split
     try:
-        return gym.make(env_id, **kw)
+        return wrap_observations(gym.make(env_id, **kw), names)
     except BehavioralError:
         raise
     except gym.error.Error as err:

@@ -36,7 +36,9 @@ candidate objectives and as MaxEnt features (:func:`predicate_features`):
 
 Coordinates are Minigrid's ``(x, y)`` = (column, row); models' ``cells`` are (row, column).
 :func:`parse_predicate` reads the same vocabulary from text (``"reach:goal"``,
-``"door_open:red"``, ``"carrying:key:yellow"``, ``"region:1,1,3,3"``, ``"lava"``).
+``"door_open:red"``, ``"carrying:key:yellow"``, ``"region:1,1,3,3"``, ``"lava"``);
+:func:`default_vocabulary` names the predicates about a level's objects (an audit's
+default MaxEnt features for Minigrid levels).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from behavioral.extract.base import (
     CodecError,
     ExtractedLevel,
     StateCodec,
+    StateFunction,
     primitive_attributes,
 )
 
@@ -62,6 +65,7 @@ __all__ = [
     "Predicate",
     "at",
     "carrying",
+    "default_vocabulary",
     "door_open",
     "flat_observations",
     "in_region",
@@ -145,6 +149,13 @@ class _MinigridBinding(Binding):
         static = _static_types()
         self.dynamic = [o for o in pool if type(o) not in static]
         self._attrs = [tuple(k for k in vars(o) if k not in _FIXED_ATTRS) for o in self.dynamic]
+        # The grid is keyed by the cells that differ from the reset grid (object pool
+        # indices), a few per state, instead of every cell.
+        self._root = list(env.grid.grid)
+        self._layout = tuple(map(ids.__getitem__, map(id, self._root)))
+        # list == list compares by identity first: exact (and ~50x faster than a scan)
+        # when no object compares equal to another one
+        self._identity_eq = all(type(o).__eq__ is object.__eq__ for o in pool)
         self._before = self._env_fingerprint()
 
     # -- keys
@@ -174,11 +185,21 @@ class _MinigridBinding(Binding):
             return items if isinstance(value, _List) else tuple(items)
         return value
 
+    def _changed_cells(self) -> tuple[tuple[int, int | None], ...]:
+        """(cell, pool index of its object) of the cells that differ from the reset grid."""
+        grid, root = self.env.grid.grid, self._root
+        if self._identity_eq and grid == root:
+            return ()
+        if len(grid) != len(root):
+            raise CodecError(f"a step of {type(self.env).__name__} resized the grid")
+        get = self._id_get
+        return tuple((i, get(id(a))) for i, (a, b) in enumerate(zip(grid, root)) if a is not b)
+
     def key(self) -> Hashable:
         env = self.env
-        cells = tuple(map(self._id_get, map(id, env.grid.grid)))
+        cells = self._changed_cells()
         carried = self._id_get(id(env.carrying))
-        if carried is None or None in cells:
+        if carried is None or any(j is None for _, j in cells):
             self._freeze(next(o for o in [env.carrying, *env.grid.grid] if id(o) not in self._ids))
         objects = tuple(
             tuple([self._freeze(getattr(o, k)) for k in attrs])
@@ -199,7 +220,10 @@ class _MinigridBinding(Binding):
         env.agent_pos = pos
         env.agent_dir = direction
         env.carrying = self._lookup[carried]
-        env.grid.grid[:] = map(self._lookup.__getitem__, cells)
+        grid = env.grid.grid
+        grid[:] = self._root
+        for i, j in cells:
+            grid[i] = self._lookup[j]
         for o, attrs, values in zip(self.dynamic, self._attrs, objects, strict=True):
             for k, v in zip(attrs, values, strict=True):
                 setattr(o, k, self._thaw(v))
@@ -220,8 +244,8 @@ class _MinigridBinding(Binding):
 
     def level_key(self) -> Hashable | None:
         t = type(self.env)
-        layout = tuple(o.encode() for o in self.pool)
-        return (t.__module__, t.__qualname__, self._before[0], layout, self.key())
+        objects = tuple(o.encode() for o in self.pool)
+        return (t.__module__, t.__qualname__, self._before[0], objects, self._layout, self.key())
 
     def cell(self) -> tuple[int, int] | None:
         x, y = self.env.agent_pos
@@ -308,8 +332,10 @@ class MinigridCodec(StateCodec):
 
 
 @dataclasses.dataclass(frozen=True)
-class Predicate:
-    """A named state predicate: ``pred(unwrapped_env) -> 0.0 | 1.0``.
+class Predicate(StateFunction):
+    """A named state predicate: ``pred(unwrapped_env) -> 0.0 | 1.0`` (a
+    :class:`~behavioral.extract.StateFunction`: as an audit objective, always a state
+    reward paid on entering the states where it holds).
 
     Attributes:
         name: the objective / feature name (``"reach_goal"``, ``"door_open_red"``, ...).
@@ -478,6 +504,44 @@ def parse_predicate(text: str) -> Predicate:
         raise InvalidArgumentError(f"wrong arguments for {head!r}: {text!r}") from None
 
 
+def default_vocabulary(env: Any) -> list[Predicate]:
+    """The predicates about the objects of ``env``'s current level: Minigrid's default
+    MaxEnt features of an extracted level (:func:`behavioral.audit` adds them to the
+    audit's own objectives).
+
+    For the objects in the grid (and the one carried), in reading order, each named once:
+
+    =======================  =========================================================
+    a goal                   ``at_goal`` (standing on it)
+    lava                     ``lava`` (standing on it: the episode ended there)
+    a key, ball or box       ``reach_<type>_<colour>``, ``carrying_<type>_<colour>``
+    a door                   ``reach_door_<colour>``, ``door_open_<colour>``
+    =======================  =========================================================
+
+    Walls, floor and empty cells name nothing; positions are not in the vocabulary (a
+    region is an objective the caller declares, :func:`in_region`).
+    """
+    u = getattr(env, "unwrapped", env)
+    seen: dict[str, Predicate] = {}
+
+    def add(pred: Predicate) -> None:
+        seen.setdefault(pred.name, pred)
+
+    for obj in [*u.grid.grid, u.carrying]:
+        kind = getattr(obj, "type", None)
+        if kind == "goal":
+            add(at("goal"))
+        elif kind == "lava":
+            add(on_lava())
+        elif kind in ("key", "ball", "box"):
+            add(reach(kind, obj.color))
+            add(carrying(kind, obj.color))
+        elif kind == "door":
+            add(reach("door", obj.color))
+            add(door_open(obj.color))
+    return list(seen.values())
+
+
 def predicate_features(
     level: ExtractedLevel, predicates: Sequence[Predicate | str]
 ) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -498,4 +562,7 @@ def flat_observations(env: Any) -> Any:
     from every corner."""
     from gymnasium.wrappers import FilterObservation, FlattenObservation
 
-    return FlattenObservation(FilterObservation(env, ["direction", "image"]))
+    wrapped = FlattenObservation(FilterObservation(env, ["direction", "image"]))
+    # how datasets and policy files name this wrapping: behavioral.environments.WRAPPER_TAG
+    wrapped.behavioral_observation_wrapper = "behavioral.minigrid.flat_observations"
+    return wrapped

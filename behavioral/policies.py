@@ -90,11 +90,15 @@ def env_tabular_model(env: gym.Env) -> TabularModel:
     """The tabular model of the level drawn by the env's last ``reset``.
 
     Uses ``env.unwrapped.tabular_model()`` (the environment contract) or, for seals
-    tabular envs, :func:`behavioral.tabular.from_seals` (one model for every episode).
+    tabular envs, :func:`behavioral.tabular.from_seals` (one model for every episode),
+    or else the level's extracted model (:func:`behavioral.extract.episode_level`: the
+    level rollouts extract right after each reset, or one extracted now from the current
+    state) for envs with ``Discrete`` actions, such as Minigrid's.
 
     Raises:
-        EnvContractError: the env offers neither, or returns something else than a
-            :class:`~behavioral.tabular.TabularModel`.
+        EnvContractError: the env offers none of these, or returns something else than
+            a :class:`~behavioral.tabular.TabularModel` (an ``ExtractionError`` says why
+            a level cannot be extracted).
     """
     u = env.unwrapped
     if callable(getattr(u, "tabular_model", None)):
@@ -110,8 +114,13 @@ def env_tabular_model(env: gym.Env) -> TabularModel:
             return from_seals(u)
         except InvalidModelError as err:
             raise EnvContractError(f"cannot adapt {type(u).__name__}: {err}") from None
+    from behavioral.extract import episode_level, is_extractable
+
+    if is_extractable(env):
+        return episode_level(env).model
     raise EnvContractError(
-        f"{type(u).__name__} has no tabular_model() and is not a seals tabular env"
+        f"{type(u).__name__} has no tabular_model(), is not a seals tabular env and has "
+        "no Discrete actions to extract a model with"
     )
 
 
@@ -125,9 +134,13 @@ def has_tabular_model(env: Any) -> bool:
 def env_state_index(env: gym.Env) -> int:
     """Index of the env's current state in :func:`env_tabular_model` (after ``reset``).
 
+    For envs without a model of their own, the index in the current episode's extracted
+    level (a running state before an ended one: see
+    :meth:`behavioral.extract.ExtractedLevel.state_index`).
+
     Raises:
-        EnvContractError: the env has no ``state_index()`` (nor seals' ``state``), or
-            has not been reset.
+        EnvContractError: the env has no ``state_index()`` (nor seals' ``state``) and no
+            model can be extracted, or it has not been reset.
     """
     u = env.unwrapped
     if callable(getattr(u, "state_index", None)):
@@ -136,6 +149,10 @@ def env_state_index(env: gym.Env) -> int:
         if getattr(u, "_cur_state", None) is None:
             raise EnvContractError("the env has no current state: call reset() first")
         return int(u.state)
+    from behavioral.extract import episode_level, is_extractable
+
+    if is_extractable(env) and not callable(getattr(u, "tabular_model", None)):
+        return episode_level(env).state_index(env)
     raise EnvContractError(
         f"{type(u).__name__} has no state_index() and is not a seals tabular env"
     )

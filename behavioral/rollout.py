@@ -19,7 +19,14 @@ On disk a dataset is one directory (:func:`save_dataset` / :func:`load_dataset`)
                     policy, spaces, objectives, and sha256 + size of the two files below
     episodes.json   the per-episode table: column names, dtypes and values
     arrays.npz      obs (sum(L_i + 1), *obs_shape), acts (sum L_i,), rews (sum L_i,),
-                    lengths (N,), terminal (N,), states (sum(L_i + 1),) if tabular
+                    lengths (N,), terminal (N,), states (sum(L_i + 1),) if tabular;
+                    dict observations as obs.<key> (sum(L_i + 1), *shape) per array key,
+                    and each text key (Minigrid's mission, constant within an episode)
+                    as the episodes table's obs.<key> column
+
+Envs without a model of their own (Minigrid, any discrete env): each episode's level is
+extracted right after its reset (:mod:`behavioral.extract`) and the state indices refer to
+it; :meth:`Dataset.level_models` re-creates those levels from the reset seeds.
 
 A dataset comes from the people whose policy is audited, so loading it trusts nothing:
 
@@ -51,19 +58,25 @@ import inspect
 import json
 import math
 import os
+import re
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pandas as pd
-from imitation.data.types import TrajectoryWithRew
+from imitation.data.types import DictObs, TrajectoryWithRew
 
 from behavioral import files
 from behavioral.checks import check_bool, check_int, check_seed
-from behavioral.environments import check_env_id, check_env_kwargs
+from behavioral.environments import (
+    check_env_id,
+    check_env_kwargs,
+    check_observation_wrappers,
+    observation_wrappers,
+)
 from behavioral.errors import (
     BehavioralError,
     CorruptDatasetError,
@@ -227,7 +240,10 @@ class Dataset:
         For envs with ``tabular_model()`` the env is reset with each episode's recorded
         ``reset_seed`` (this changes the env's state); episodes of the same level (same
         ``level_seed``) share one model object. For seals tabular envs, whose dynamics do
-        not change between episodes, one model is returned N times.
+        not change between episodes, one model is returned N times. For envs without a
+        model of their own (Minigrid, any env with ``Discrete`` actions) each level is
+        extracted again from its reset state (:meth:`iter_levels`; the extraction cache
+        serves levels seen before).
 
         Raises:
             DatasetMismatchError: ``env`` has another id or kwargs than the dataset's,
@@ -238,6 +254,12 @@ class Dataset:
         check_env_matches(self, env)
         u = env.unwrapped
         n = len(self)
+        if _extracted_env(env):  # envs without a model of their own: extracted levels
+            models: list[Any] = [None] * n
+            for episodes, model, _ in self.iter_levels(env):
+                for i in episodes:
+                    models[i] = model
+            return tuple(models)
         if not callable(getattr(u, "tabular_model", None)):
             model = env_tabular_model(env)
             return (model,) * n
@@ -269,6 +291,66 @@ class Dataset:
             cache[key] = env_tabular_model(env)
             models.append(cache[key])
         return tuple(models)
+
+    def iter_levels(
+        self, env: gym.Env, *, observations: bool = False
+    ) -> Iterator[tuple[tuple[int, ...], TabularModel, Any]]:
+        """Each level of the dataset re-created in ``env``: ``(its episodes, its model, its
+        extracted level or None)``.
+
+        While the caller holds an item, ``env`` is in that level (reset with the
+        ``reset_seed`` of its first episode), so state functions can be evaluated on the
+        extracted level (:meth:`behavioral.extract.ExtractedLevel.features`). Levels are
+        told apart as in :meth:`level_models` (by ``level_seed`` when the env reports
+        one, else by reset seed: identical levels reached by different seeds come as
+        separate items with equal models). The extracted level is the one the
+        dataset's state indices refer to: for envs without a model of their own, the
+        level extracted from the reset state (:func:`behavioral.extract.episode_level`);
+        for envs whose own model is extracted (``env.unwrapped.extracted_level()``, e.g.
+        MiniGridCorner), that level; else None. Seals tabular envs (one model for every
+        episode) give one item. ``observations=True``: extracted models carry the
+        observation of every state (``model.observations``, for AIRL).
+
+        Raises:
+            DatasetMismatchError: another env than the dataset's, or a re-created level
+                with another level seed or initial state than recorded.
+            EnvContractError: the env has no tabular model and none can be extracted.
+        """
+        check_env_matches(self, env)
+        u = env.unwrapped
+        extracted = _extracted_env(env)
+        if not extracted and not callable(getattr(u, "tabular_model", None)):
+            yield tuple(range(len(self))), env_tabular_model(env), None
+            return
+        has_level = "level_seed" in self.episodes.columns
+        seeds = self.reset_seeds()
+        keys = [_py(v) for v in self.episodes["level_seed"].tolist()] if has_level else seeds
+        groups: dict[Any, list[int]] = {}
+        for i, key in enumerate(keys):
+            groups.setdefault(key, []).append(i)
+        for key, episodes in groups.items():
+            i = episodes[0]
+            _, info = env.reset(seed=int(seeds[i]))
+            if has_level and _level_of(info) != key:
+                raise DatasetMismatchError(
+                    f"episode {i}: resetting with seed {seeds[i]} gives level "
+                    f"{_level_of(info)!r}, the dataset recorded {key!r}"
+                )
+            if extracted:
+                from behavioral.extract import episode_level
+
+                level = episode_level(env, fresh=True, observations=observations)
+                model, s0 = level.model, level.state_index(env, terminated=False)
+            else:
+                own = getattr(u, "extracted_level", None)
+                level = own() if callable(own) else None
+                model, s0 = env_tabular_model(env), env_state_index(env)
+            if self.states is not None and s0 != int(self.states[i][0]):
+                raise DatasetMismatchError(
+                    f"episode {i}: the re-created level starts in state {s0}, the dataset "
+                    f"recorded {int(self.states[i][0])}"
+                )
+            yield tuple(episodes), model, level
 
     def reset_seeds(self) -> list[int]:
         """Each episode's ``reset_seed`` (the seed its env reset used), as Python ints.
@@ -304,7 +386,7 @@ class Dataset:
         """
         check_env_matches(self, env)
         space = env.action_space
-        tabular = _is_tabular(env)
+        tabular = _is_tabular(env) or (self.states is not None and _extracted_env(env))
         columns = set(self.episodes.columns)
         rows = self.episodes.to_dict("records")
         seeds = self.reset_seeds()
@@ -333,8 +415,9 @@ class Dataset:
 def check_env_matches(dataset: Dataset, env: gym.Env) -> None:
     """Raise :class:`DatasetMismatchError` unless ``env`` is the dataset's env.
 
-    The ids must be equal, and so must the keyword arguments once the env class's
-    defaults are filled in (``gym.make(id)`` and ``gym.make(id, split="train")`` are the
+    The ids must be equal, and so must the observation wrappers (when both are known,
+    :func:`behavioral.environments.observation_wrappers`) and the keyword arguments once
+    the env class's defaults are filled in (``gym.make(id)`` and ``gym.make(id, split="train")`` are the
     same env when ``"train"`` is the default). ``render_mode`` is ignored.
     """
     meta = dataset.metadata
@@ -343,6 +426,13 @@ def check_env_matches(dataset: Dataset, env: gym.Env) -> None:
     if meta.get("env_id") is not None and env_id is not None and env_id != meta["env_id"]:
         raise DatasetMismatchError(
             f"the dataset was recorded in {meta['env_id']!r}, not {env_id!r}"
+        )
+    wrappers = meta.get("observation_wrappers")
+    have = observation_wrappers(env)
+    if wrappers is not None and have is not None and tuple(wrappers) != have:
+        raise DatasetMismatchError(
+            f"the dataset was recorded with the observation wrappers {list(wrappers)}, the "
+            f"env has {list(have)}"
         )
     recorded = meta.get("env_kwargs")
     if spec is None or recorded is None:
@@ -371,6 +461,109 @@ def _init_defaults(env: Any) -> dict[str, Any]:
         for p in params
         if p.default is not inspect.Parameter.empty
     }
+
+
+# --------------------------------------------------------------------------- observations
+# Array observations are stored as one array; Dict observations (Minigrid's image,
+# direction and mission) as one array per key ("obs.<key>" in arrays.npz) and, for text
+# (Minigrid's mission, constant within an episode), one string per episode (the
+# "obs.<key>" column of episodes.json). In memory, Dict observations are imitation DictObs.
+
+#: Column / array-name prefix of the keys of Dict observations.
+OBS_PREFIX = "obs."
+#: The most keys a Dict observation may have, and the longest text stored.
+MAX_OBS_KEYS = 32
+MAX_TEXT_CHARS = 4096
+_OBS_KEY = re.compile(r"\A[A-Za-z_][A-Za-z0-9_-]{0,63}\Z")
+_ARRAY_SPACES = (
+    gym.spaces.Box,
+    gym.spaces.Discrete,
+    gym.spaces.MultiDiscrete,
+    gym.spaces.MultiBinary,
+)
+
+
+def _is_text_space(space: gym.spaces.Space) -> bool:
+    if isinstance(space, gym.spaces.Text):
+        return True
+    t = type(space)  # Minigrid's mission space (a str-valued Space subclass)
+    return t.__module__.startswith("minigrid.") and t.__name__ == "MissionSpace"
+
+
+def observation_keys(space: gym.spaces.Space) -> dict[str, str] | None:
+    """None for array observations; for a ``Dict`` space, key -> ``"array"`` or ``"text"``.
+
+    Raises:
+        EnvContractError: observations datasets cannot store (tuples, text outside a
+            dict, nested dicts, keys that are not short names, more than
+            :data:`MAX_OBS_KEYS` keys).
+    """
+    if isinstance(space, _ARRAY_SPACES):
+        return None
+    if not isinstance(space, gym.spaces.Dict):
+        raise EnvContractError(
+            f"observations of space {space!r} cannot be recorded: datasets store arrays and "
+            "dicts of arrays and text (wrap the env with an observation wrapper)"
+        )
+    if len(space.spaces) > MAX_OBS_KEYS:
+        raise EnvContractError(f"dict observations with more than {MAX_OBS_KEYS} keys")
+    out = {}
+    for key, sub in space.spaces.items():
+        if not isinstance(key, str) or not _OBS_KEY.fullmatch(key):
+            raise EnvContractError(f"observation key {key!r} is not a short name")
+        if _is_text_space(sub):
+            out[key] = "text"
+        elif isinstance(sub, _ARRAY_SPACES):
+            out[key] = "array"
+        else:
+            raise EnvContractError(
+                f"observation key {key!r} has space {sub!r}: datasets store arrays and text"
+            )
+    return out
+
+
+def stack_observations(observations: list[Any]) -> np.ndarray | DictObs:
+    """(L+1, *obs_shape) array of an episode's observations, or a ``DictObs`` of one such
+    array per key (text as a unicode array) for dict observations."""
+    if not isinstance(observations[0], Mapping):
+        return np.stack([np.asarray(o) for o in observations])
+    out = {}
+    for key, first in observations[0].items():
+        column = [o[key] for o in observations]
+        if isinstance(first, str):
+            out[key] = np.array(column, dtype=str)
+        else:
+            out[key] = np.stack([np.asarray(v) for v in column])
+    return DictObs(out)
+
+
+def _obs_parts(obs: np.ndarray | DictObs) -> dict[str, np.ndarray]:
+    """Array name in ``arrays.npz`` -> the (L+1, ...) array, for either kind."""
+    if isinstance(obs, DictObs):
+        return {OBS_PREFIX + k: v for k, v in obs.items()}
+    return {"obs": np.asarray(obs)}
+
+
+def _obs_metadata(obs: np.ndarray | DictObs) -> dict[str, Any]:
+    """The metadata entries that describe the observations of an episode like ``obs``."""
+    if not isinstance(obs, DictObs):
+        return {"obs_shape": list(obs.shape[1:]), "obs_dtype": obs.dtype.str}
+    keys = []
+    for key, arr in obs.items():
+        if arr.dtype.kind == "U":
+            keys.append({"key": key, "kind": "text"})
+        else:
+            keys.append(
+                {"key": key, "kind": "array", "shape": list(arr.shape[1:]), "dtype": arr.dtype.str}
+            )
+    return {"obs_keys": keys}
+
+
+def _same_observations(a: np.ndarray | DictObs, b: np.ndarray | DictObs) -> bool:
+    pa, pb = _obs_parts(a), _obs_parts(b)
+    return pa.keys() == pb.keys() and all(
+        pa[k].shape == pb[k].shape and np.array_equal(pa[k], pb[k]) for k in pa
+    )
 
 
 # --------------------------------------------------------------------------- rollout
@@ -403,6 +596,7 @@ def rollout(
     seed: int,
     deterministic: bool = False,
     progress_bar: bool = False,
+    extract_levels: bool | None = None,
 ) -> Dataset:
     """Run ``policy`` for ``episodes`` episodes of ``env`` and record a :class:`Dataset`.
 
@@ -411,38 +605,48 @@ def rollout(
             policy, callable ``obs -> action``, tabular planner).
         env: a single (not vectorised) gymnasium env, e.g. from ``gym.make`` (time limits
             are respected: a truncated episode has ``terminal=False``). State indices
-            and models are read from ``env.unwrapped``.
+            and models are read from ``env.unwrapped``. Observations are arrays or a
+            ``Dict`` of arrays and text (Minigrid's ``image``, ``direction`` and
+            ``mission``; recorded as imitation ``DictObs``).
         episodes: number of episodes N >= 1 (an int).
         seed: a non-negative int; see the module docstring for how episode seeds derive
             from it. The same seed gives the same dataset.
         deterministic: ask the policy for its most probable action (a bool).
         progress_bar: show a tqdm bar over episodes (a bool).
+        extract_levels: for envs without ``state_index()``: extract each episode's level
+            right after its reset (:func:`behavioral.extract.episode_level`, cached per
+            level) and record the state indices in it. None (default): when the env has
+            a fast codec (Minigrid) and the first episode's level can be extracted (not
+            for random steps: then no state indices are recorded); True: for any env
+            with ``Discrete`` actions (the generic deep-copy codec), an
+            ``ExtractionError`` when a level cannot be extracted; False: never.
 
     Returns:
         The :class:`Dataset`.
 
     Raises:
         InvalidActionError: the policy returned an invalid action.
-        EnvContractError: non-Discrete action space, dict observations, or objective
-            names changing within a rollout.
+        EnvContractError: non-Discrete action space, observations datasets cannot store
+            (tuples, nested dicts), or objective names changing within a rollout.
+        ExtractionError: a level cannot be extracted (``behavioral.extract``).
         InvalidArgumentError: ``episodes < 1``, a seed that is not a non-negative int, a
             flag that is not a bool.
     """
-    import behavioral
-
     episodes = check_int(episodes, "episodes", minimum=1)
     seed = check_seed(seed)
     deterministic = check_bool(deterministic, "deterministic")
     progress_bar = check_bool(progress_bar, "progress_bar")
+    if extract_levels is not None:
+        check_bool(extract_levels, "extract_levels")
     pol = as_policy(policy)
     space = env.action_space
     if not isinstance(space, gym.spaces.Discrete):
         raise EnvContractError(f"only Discrete action spaces are supported, got {space!r}")
-    if isinstance(env.observation_space, (gym.spaces.Dict, gym.spaces.Tuple)):
-        raise EnvContractError(
-            f"only array observations are supported, got {env.observation_space!r}"
-        )
-    tabular = _is_tabular(env)
+    observation_keys(env.observation_space)
+    extracted = _extracts(env, extract_levels)
+    if extracted and extract_levels is None:  # automatic: only if the levels can be had
+        extracted = _first_level_extracts(env, seed)
+    tabular = _is_tabular(env) or extracted
 
     trajectories: list[TrajectoryWithRew] = []
     state_seqs: list[np.ndarray] = []
@@ -481,27 +685,19 @@ def rollout(
     episodes_df = pd.DataFrame(rows)
     if "level_seed" in episodes_df.columns and episodes_df["level_seed"].isna().any():
         raise EnvContractError("the env reported a level seed in some reset infos but not all")
-    spec = env.spec
-    env_kwargs = files.jsonable(dict(spec.kwargs)) if spec is not None else {}
-    split = env_kwargs.get("split", getattr(env.unwrapped, "split", None))
     metadata = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "behavioral_version": behavioral.__version__,
-        "env_id": spec.id if spec is not None else None,
-        "env_kwargs": env_kwargs,
-        "split": split if isinstance(split, str) or split is None else str(split),
+        **_env_metadata(env),
         "seed": seed,
         "episodes": episodes,
         "deterministic": deterministic,
         "policy": pol.description,
         "policy_name": policy_name(policy) or policy_name(pol),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "obs_shape": list(trajectories[0].obs.shape[1:]),
-        "obs_dtype": trajectories[0].obs.dtype.str,
+        **_obs_metadata(trajectories[0].obs),
         "n_actions": int(space.n),
         "objectives": list(objective_names or ()),
         "base": base,
+        "states": ("extracted" if extracted else "env") if tabular else None,
     }
     return Dataset(
         trajectories=tuple(trajectories),
@@ -511,11 +707,79 @@ def rollout(
     )
 
 
+def _env_metadata(env: gym.Env) -> dict[str, Any]:
+    """Format, version and what re-makes the env: id, kwargs, split, observation wrappers."""
+    import behavioral
+
+    spec = env.spec
+    env_kwargs = files.jsonable(dict(spec.kwargs)) if spec is not None else {}
+    split = env_kwargs.get("split", getattr(env.unwrapped, "split", None))
+    wrappers = observation_wrappers(env)
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "behavioral_version": behavioral.__version__,
+        "env_id": spec.id if spec is not None else None,
+        "env_kwargs": env_kwargs,
+        "split": split if isinstance(split, str) or split is None else str(split),
+        "observation_wrappers": None if wrappers is None else list(wrappers),
+    }
+
+
 def _is_tabular(env: gym.Env) -> bool:
     u = env.unwrapped
     return callable(getattr(u, "state_index", None)) or (
         hasattr(u, "transition_matrix") and hasattr(u, "state_space")
     )
+
+
+# --------------------------------------------------------------------------- extracted levels
+# Envs without a model of their own (Minigrid, any discrete env): each episode's level is
+# extracted right after its reset (behavioral.extract, cached per level) and every step's
+# state is looked up in it.
+
+
+def _extracted_env(env: gym.Env) -> bool:
+    """Whether ``env``'s levels are extracted (no model or state indices of its own)."""
+    from behavioral.extract import is_extractable
+    from behavioral.policies import has_tabular_model
+
+    return not _is_tabular(env) and not has_tabular_model(env) and is_extractable(env)
+
+
+def _extracts(env: gym.Env, extract_levels: bool | None) -> bool:
+    """Whether a rollout of ``env`` records state indices in extracted levels: envs
+    without their own state indices, when asked (True) or, by default (None), when a fast
+    codec knows the env (Minigrid)."""
+    from behavioral.extract import DeepCopyCodec, default_codec, is_extractable
+
+    if extract_levels is False or _is_tabular(env) or not is_extractable(env):
+        return False
+    return bool(extract_levels) or not isinstance(default_codec(env), DeepCopyCodec)
+
+
+def _first_level_extracts(env: gym.Env, seed: int) -> bool:
+    """Whether the level of a rollout's first episode can be extracted (it is then in the
+    extraction cache for the rollout); a random env (Minigrid's DynamicObstacles) cannot."""
+    from behavioral.extract import ExtractionError, episode_level
+
+    env.reset(seed=episode_seeds(seed, 0)[0])
+    try:
+        episode_level(env, fresh=True)
+    except ExtractionError:
+        return False
+    return True
+
+
+def _state_reader(env: gym.Env) -> Callable[[bool], int]:
+    """``terminated -> state index`` of ``env``'s current state, for an env just reset:
+    its own ``state_index()``, or its current level's extracted model (extracted now)."""
+    if _is_tabular(env):
+        return lambda terminated: env_state_index(env)
+    from behavioral.extract import episode_level
+
+    level = episode_level(env, fresh=True)
+    return lambda terminated: level.state_index(env, terminated=terminated)
 
 
 @dataclasses.dataclass
@@ -535,7 +799,7 @@ class _Played:
 
     def trajectory(self) -> TrajectoryWithRew:
         return TrajectoryWithRew(
-            obs=np.stack([np.asarray(o) for o in self.obs]),
+            obs=stack_observations(self.obs),
             acts=np.asarray(self.acts, dtype=np.int64),
             infos=None,
             terminal=bool(self.terminated),
@@ -555,10 +819,11 @@ def _play(
     (or, when replaying, until ``choose`` returns None: no recorded action is left)."""
     obs, info = env.reset(seed=reset_seed)
     level = _level_of(info)
+    state_of = _state_reader(env) if tabular else None  # extracted envs: extracted here
     if begin is not None:
         begin()
     observations, acts, rews = [obs], [], []
-    states = [env_state_index(env)] if tabular else None
+    states = [state_of(False)] if state_of is not None else None
     names: tuple[str, ...] | None = None
     sums: dict[str, float] = {}
     terminated = truncated = False
@@ -570,8 +835,8 @@ def _play(
         observations.append(obs)
         acts.append(a)
         rews.append(float(reward))
-        if states is not None:
-            states.append(env_state_index(env))
+        if state_of is not None:
+            states.append(state_of(terminated))
         step_obj = info.get("objectives")
         where = f"step {len(acts) - 1}"
         if step_obj is None:
@@ -665,7 +930,7 @@ def _compare_replay(
     if not (played.terminated or played.truncated):
         raise mismatch(f"the env had not ended after the {len(tr.acts)} recorded actions")
     replayed = played.trajectory()
-    if replayed.obs.shape != tr.obs.shape or not np.array_equal(replayed.obs, tr.obs):
+    if not _same_observations(replayed.obs, tr.obs):
         raise mismatch("the observations differ")
     if not np.allclose(replayed.rews, tr.rews, rtol=1e-9, atol=1e-9):
         raise mismatch("the rewards differ")
@@ -694,12 +959,23 @@ def _check_trajectory(i: int, tr: Any, first: Any) -> None:
     """One trajectory of a Dataset: its type, dtypes, shapes and finite values."""
     if not isinstance(tr, TrajectoryWithRew):
         raise DatasetError(f"trajectory {i} is a {type(tr).__name__}, not TrajectoryWithRew")
-    shape, dtype = first.obs.shape[1:], first.obs.dtype
-    if tr.obs.shape[1:] != shape or tr.obs.dtype != dtype:
+    parts, want = _obs_parts(tr.obs), _obs_parts(first.obs)
+    if parts.keys() != want.keys():
         raise DatasetError(
-            f"trajectory {i} has observations {tr.obs.dtype} {tr.obs.shape[1:]}, "
-            f"trajectory 0 has {dtype} {shape}"
+            f"trajectory {i} has observations {sorted(parts)}, trajectory 0 has {sorted(want)}"
         )
+    for name, arr in parts.items():
+        ref = want[name]
+        same_text = arr.dtype.kind == ref.dtype.kind == "U"
+        if arr.shape[1:] != ref.shape[1:] or (arr.dtype != ref.dtype and not same_text):
+            raise DatasetError(
+                f"trajectory {i} has observations {name} {arr.dtype} {arr.shape[1:]}, "
+                f"trajectory 0 has {ref.dtype} {ref.shape[1:]}"
+            )
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            raise DatasetError(f"trajectory {i}: observations hold NaN or infinite values")
+        if arr.dtype.hasobject:
+            raise DatasetError(f"trajectory {i}: observations {name} have dtype object")
     acts, rews = np.asarray(tr.acts), np.asarray(tr.rews)
     if acts.ndim != 1 or acts.dtype.kind not in _INT_KINDS:
         raise DatasetError(f"trajectory {i}: acts must be a 1-D int array")
@@ -707,8 +983,6 @@ def _check_trajectory(i: int, tr: Any, first: Any) -> None:
         raise DatasetError(f"trajectory {i}: rews must be floats")
     if not np.all(np.isfinite(rews)):
         raise DatasetError(f"trajectory {i}: rewards hold NaN or infinite values")
-    if tr.obs.dtype.kind == "f" and not np.all(np.isfinite(tr.obs)):
-        raise DatasetError(f"trajectory {i}: observations hold NaN or infinite values")
 
 
 def _check_episode_table(episodes: pd.DataFrame, trajs: tuple[Any, ...]) -> None:
@@ -976,11 +1250,12 @@ def save_dataset(
     meta.pop("files", None)
     meta["format"] = FORMAT
     meta["format_version"] = FORMAT_VERSION
-    episodes_doc = _episodes_to_json(dataset.episodes)
-
     trajs = dataset.trajectories
+    obs_arrays, texts = _split_observations(trajs)
+    episodes_doc = _episodes_to_json(_with_texts(dataset.episodes, texts))
+
     arrays = {
-        "obs": np.concatenate([tr.obs for tr in trajs]),
+        **obs_arrays,
         "acts": np.concatenate([np.asarray(tr.acts) for tr in trajs]),
         "rews": np.concatenate([np.asarray(tr.rews) for tr in trajs]),
         "lengths": np.array([len(tr.acts) for tr in trajs], dtype=np.int64),
@@ -989,10 +1264,11 @@ def save_dataset(
     if dataset.states is not None:
         arrays["states"] = np.concatenate(dataset.states).astype(np.int64, copy=False)
     for name, arr in arrays.items():
-        if arr.dtype.hasobject:
-            raise DatasetError(f"array {name!r} has dtype object, which datasets do not store")
-    meta["obs_shape"] = list(arrays["obs"].shape[1:])
-    meta["obs_dtype"] = arrays["obs"].dtype.str
+        if arr.dtype.hasobject or arr.dtype.kind in "USV":
+            raise DatasetError(f"array {name!r} has dtype {arr.dtype}, which datasets do not store")
+    for key in ("obs_shape", "obs_dtype", "obs_keys"):
+        meta.pop(key, None)
+    meta.update(_obs_metadata(trajs[0].obs))
     meta["episodes"] = len(trajs)
     episodes_bytes = json.dumps(episodes_doc, allow_nan=False).encode("utf-8")
 
@@ -1014,6 +1290,50 @@ def save_dataset(
         raise
     except OutputExistsError as err:
         raise DatasetExistsError(str(err)) from None
+
+
+def _split_observations(
+    trajs: tuple[TrajectoryWithRew, ...],
+) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+    """The observations as arrays for ``arrays.npz`` (name -> all episodes concatenated)
+    and, for text keys of dict observations, one string per episode (key -> texts).
+
+    Raises:
+        DatasetError: a text that changes within an episode, or is too long.
+    """
+    names = _obs_parts(trajs[0].obs)
+    arrays, texts = {}, {}
+    for name, first in names.items():
+        parts = [_obs_parts(tr.obs)[name] for tr in trajs]
+        if first.dtype.kind != "U":
+            arrays[name] = np.concatenate(parts)
+            continue
+        key = name[len(OBS_PREFIX) :]
+        texts[key] = []
+        for i, part in enumerate(parts):
+            if part.size == 0 or np.any(part != part[0]):
+                raise DatasetError(
+                    f"the text observation {key!r} changes within episode {i}; datasets "
+                    "store one text per episode"
+                )
+            text = str(part[0])
+            if len(text) > MAX_TEXT_CHARS:
+                raise DatasetError(f"the text observation {key!r} of episode {i} is too long")
+            texts[key].append(text)
+    return arrays, texts
+
+
+def _with_texts(episodes: pd.DataFrame, texts: Mapping[str, list[str]]) -> pd.DataFrame:
+    """The episodes table with one ``obs.<key>`` column per text observation."""
+    if not texts:
+        return episodes
+    clash = sorted(OBS_PREFIX + k for k in texts if OBS_PREFIX + k in episodes.columns)
+    if clash:
+        raise DatasetError(f"the episodes table already has columns {clash}")
+    out = episodes.copy()
+    for key, values in texts.items():
+        out[OBS_PREFIX + key] = pd.Series(values, index=out.index, dtype=object)
+    return out
 
 
 def _sha256(path: Path) -> str:
@@ -1044,10 +1364,76 @@ class _Layout:
     """What ``metadata.json`` says the arrays hold."""
 
     n_episodes: int
-    obs_shape: tuple[int, ...]
-    obs_dtype: np.dtype
+    obs: Mapping[str, tuple[tuple[int, ...], np.dtype]]
+    obs_keys: tuple[tuple[str, str], ...] | None
     n_actions: int
     files: Mapping[str, Any]
+    """``obs``: array name in ``arrays.npz`` -> (shape of one observation, dtype);
+    ``obs_keys``: (key, "array" | "text") of dict observations, in order, or None."""
+
+
+def _obs_dtype(text: Any) -> np.dtype:
+    if not isinstance(text, str):
+        raise CorruptDatasetError(f"{_META}: bad observation dtype {text!r}")
+    try:
+        dtype = np.dtype(text)
+    except TypeError:
+        raise CorruptDatasetError(f"{_META}: bad observation dtype {text!r}") from None
+    if dtype.hasobject:
+        raise UnsafeDatasetError(f"{_META}: object observation dtype is refused")
+    if dtype.kind not in "biuf":
+        raise CorruptDatasetError(f"{_META}: observation dtype {text!r} is not numeric")
+    return dtype
+
+
+def _obs_shape(shape: Any) -> tuple[int, ...]:
+    if not isinstance(shape, list) or len(shape) > 32:
+        raise CorruptDatasetError(f"{_META}: bad observation shape {shape!r}")
+    if not all(type(d) is int and d >= 0 for d in shape):
+        raise CorruptDatasetError(f"{_META}: bad observation shape {shape!r}")
+    return tuple(shape)
+
+
+def _read_obs_layout(
+    meta: Mapping[str, Any],
+) -> tuple[dict[str, tuple[tuple[int, ...], np.dtype]], tuple[tuple[str, str], ...] | None]:
+    """What the metadata says the observations are: array observations (``obs_shape``,
+    ``obs_dtype``) or dict observations (``obs_keys``)."""
+    if "obs_keys" not in meta:
+        shape = _obs_shape(_need(meta, "obs_shape", list))
+        return {"obs": (shape, _obs_dtype(_need(meta, "obs_dtype", str)))}, None
+    entries = meta["obs_keys"]
+    if "obs_shape" in meta or "obs_dtype" in meta:
+        raise CorruptDatasetError(f"{_META}: both obs_keys and obs_shape/obs_dtype")
+    if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_OBS_KEYS:
+        raise CorruptDatasetError(f"{_META}: obs_keys must list 1 to {MAX_OBS_KEYS} keys")
+    arrays: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    keys: list[tuple[str, str]] = []
+    for e in entries:
+        key = e.get("key") if isinstance(e, dict) else None
+        if not isinstance(key, str) or not _OBS_KEY.fullmatch(key) or key in dict(keys):
+            raise CorruptDatasetError(f"{_META}: bad observation key entry {e!r}")
+        if e.get("kind") == "text" and set(e) == {"key", "kind"}:
+            keys.append((key, "text"))
+        elif e.get("kind") == "array" and set(e) == {"key", "kind", "shape", "dtype"}:
+            keys.append((key, "array"))
+            arrays[OBS_PREFIX + key] = (_obs_shape(e["shape"]), _obs_dtype(e["dtype"]))
+        else:
+            raise CorruptDatasetError(f"{_META}: bad observation key entry {e!r}")
+    return arrays, tuple(keys)
+
+
+def _check_optional_metadata(meta: Mapping[str, Any]) -> None:
+    """The entries older datasets lack: where the state indices come from, and the
+    names of the observation wrappers the env was wrapped in."""
+    if meta.get("states") not in (None, "env", "extracted"):
+        raise CorruptDatasetError(f"{_META}: bad 'states' {meta.get('states')!r}")
+    wrappers = meta.get("observation_wrappers")
+    if wrappers is not None:
+        try:
+            check_observation_wrappers(wrappers)
+        except InvalidArgumentError as err:
+            raise CorruptDatasetError(f"{_META}: {err}") from None
 
 
 def _read_metadata(path: Path) -> tuple[dict[str, Any], _Layout]:
@@ -1080,23 +1466,15 @@ def _read_metadata(path: Path) -> tuple[dict[str, Any], _Layout]:
         raise CorruptDatasetError(f"{_META}: 'policy_name' must be a string")
     _need(meta, "behavioral_version", str)
     _need(meta, "created", str)
-    obs_shape = _need(meta, "obs_shape", list)
-    obs_dtype_str = _need(meta, "obs_dtype", str)
+    obs, obs_keys = _read_obs_layout(meta)
     n_actions = _need(meta, "n_actions", int)
     objectives = _need(meta, "objectives", list)
     files_rec = _need(meta, "files", dict)
-    if not all(type(d) is int and d >= 0 for d in obs_shape) or len(obs_shape) > 32:
-        raise CorruptDatasetError(f"{_META}: bad obs_shape {obs_shape!r}")
     if not all(isinstance(o, str) for o in objectives):
         raise CorruptDatasetError(f"{_META}: objectives must be names")
     if n_episodes < 1 or n_actions < 1:
         raise CorruptDatasetError(f"{_META}: episodes and n_actions must be >= 1")
-    try:
-        obs_dtype = np.dtype(obs_dtype_str)
-    except TypeError:
-        raise CorruptDatasetError(f"{_META}: bad obs_dtype {obs_dtype_str!r}") from None
-    if obs_dtype.hasobject:
-        raise UnsafeDatasetError(f"{_META}: object observation dtype is refused")
+    _check_optional_metadata(meta)
     if set(files_rec) != {_ARRAYS, _EPISODES} or not all(
         isinstance(r, dict) and isinstance(r.get("sha256"), str) and type(r.get("bytes")) is int
         for r in files_rec.values()
@@ -1104,7 +1482,7 @@ def _read_metadata(path: Path) -> tuple[dict[str, Any], _Layout]:
         raise CorruptDatasetError(
             f"{_META}: 'files' must give the sha256 and bytes of {_ARRAYS} and {_EPISODES}"
         )
-    layout = _Layout(n_episodes, tuple(obs_shape), obs_dtype, n_actions, files_rec)
+    layout = _Layout(n_episodes, obs, obs_keys, n_actions, files_rec)
     return meta, layout
 
 
@@ -1146,7 +1524,7 @@ def _read_arrays(fh: Any, layout: _Layout, max_bytes: int) -> dict[str, np.ndarr
     N = layout.n_episodes
     with NpzReader(fh, label=_ARRAYS) as npz:
         names = set(npz.headers)
-        required = set(_REQUIRED_ARRAYS)
+        required = (set(_REQUIRED_ARRAYS) - {"obs"}) | set(layout.obs)
         if names not in (required, required | {"states"}):
             raise CorruptDatasetError(
                 f"{_ARRAYS} holds arrays {sorted(names)}, expected {sorted(required)} "
@@ -1165,7 +1543,8 @@ def _read_arrays(fh: Any, layout: _Layout, max_bytes: int) -> dict[str, np.ndarr
             raise CorruptDatasetError("every episode must have between 1 and 10**9 actions")
         n_steps = int(lengths.astype(np.int64).sum())
         n_obs = n_steps + N
-        _expect_header(npz, "obs", (n_obs, *layout.obs_shape), "", layout.obs_dtype)
+        for name, (shape, dtype) in layout.obs.items():
+            _expect_header(npz, name, (n_obs, *shape), "", dtype)
         _expect_header(npz, "acts", (n_steps,), "iu")
         _expect_header(npz, "rews", (n_steps,), "f")
         if "states" in names:
@@ -1228,6 +1607,38 @@ def load_dataset(
     return _build(path, meta, layout, arrays, episodes)
 
 
+def _episode_observations(
+    layout: _Layout, arrays: Mapping[str, np.ndarray], episodes: pd.DataFrame, lengths: np.ndarray
+) -> tuple[list[Any], pd.DataFrame]:
+    """Each episode's observations (arrays, or DictObs with the texts of the episodes
+    table's ``obs.<key>`` columns repeated over the episode), and the table without
+    those columns."""
+    cuts = np.cumsum(lengths + 1)[:-1]
+    texts = {OBS_PREFIX + k for k, kind in layout.obs_keys or () if kind == "text"}
+    stray = [c for c in episodes.columns if str(c).startswith(OBS_PREFIX) and c not in texts]
+    if stray:
+        raise CorruptDatasetError(f"{_EPISODES} has columns {stray} for no text observation")
+    if layout.obs_keys is None:
+        return np.split(arrays["obs"], cuts), episodes
+    parts: dict[str, list[np.ndarray]] = {}
+    for key, kind in layout.obs_keys:
+        column = OBS_PREFIX + key
+        if kind == "array":
+            parts[key] = np.split(arrays[column], cuts)
+            continue
+        if column not in episodes.columns:
+            raise CorruptDatasetError(f"{_EPISODES} has no {column!r} column for the text {key!r}")
+        texts = episodes[column].tolist()
+        if not all(isinstance(t, str) and len(t) <= MAX_TEXT_CHARS for t in texts):
+            raise CorruptDatasetError(
+                f"{_EPISODES}: {column!r} must hold strings of at most {MAX_TEXT_CHARS} characters"
+            )
+        parts[key] = [np.array([t] * (int(n) + 1), dtype=str) for t, n in zip(texts, lengths)]
+        episodes = episodes.drop(columns=[column])
+    n = len(lengths)
+    return [DictObs({k: v[i] for k, v in parts.items()}) for i in range(n)], episodes
+
+
 def _build(
     path: Path,
     meta: dict[str, Any],
@@ -1236,7 +1647,7 @@ def _build(
     episodes: pd.DataFrame,
 ) -> Dataset:
     lengths, terminal = arrays["lengths"], arrays["terminal"]
-    obs, acts, rews = arrays["obs"], arrays["acts"], arrays["rews"]
+    acts, rews = arrays["acts"], arrays["rews"]
     if acts.size and (acts.min() < 0 or acts.max() >= layout.n_actions):
         raise CorruptDatasetError(f"acts outside [0, {layout.n_actions})")
     states = None
@@ -1245,7 +1656,7 @@ def _build(
         if st.size and st.min() < 0:
             raise CorruptDatasetError("states must be non-negative ints")
         states = tuple(np.split(st, np.cumsum(lengths + 1)[:-1]))
-    obs_split = np.split(obs, np.cumsum(lengths + 1)[:-1])
+    obs_split, episodes = _episode_observations(layout, arrays, episodes, lengths)
     act_split = np.split(acts, np.cumsum(lengths)[:-1])
     rew_split = np.split(rews, np.cumsum(lengths)[:-1])
     try:

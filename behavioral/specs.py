@@ -62,6 +62,7 @@ __all__ = [
     "parse_objective",
     "policy_and_env",
     "trained_env",
+    "trained_wrappers",
     "zoo_env_kwargs",
 ]
 
@@ -407,13 +408,19 @@ def env_id(name: str) -> str:
     return ENV_ALIASES.get(name.lower(), name)
 
 
-def make_env(env_id: str, split: str | None, kwargs: Mapping[str, Any] | None = None) -> Any:
+def make_env(
+    env_id: str,
+    split: str | None,
+    kwargs: Mapping[str, Any] | None = None,
+    wrappers: tuple[str, ...] = (),
+) -> Any:
     """:func:`behavioral.environments.make_env` for an id named by text: a validated id
-    (no module part), JSON-scalar keywords, and ``split`` passed only where the env takes
-    it (``split=None`` leaves it to ``kwargs`` or the env's default)."""
+    (no module part), JSON-scalar keywords, ``split`` passed only where the env takes it
+    (``split=None`` leaves it to ``kwargs`` or the env's default), and ``wrappers``, names
+    of observation wrappers (:data:`behavioral.environments.OBSERVATION_WRAPPERS`)."""
     from behavioral.environments import make_env as make
 
-    return make(env_id, split=split, kwargs=kwargs)
+    return make(env_id, split=split, kwargs=kwargs, wrappers=wrappers)
 
 
 def trained_env(spec: PolicySpec, policy: Any) -> tuple[str | None, dict[str, Any]]:
@@ -428,6 +435,30 @@ def trained_env(spec: PolicySpec, policy: Any) -> tuple[str | None, dict[str, An
             saved = dict(saved) if isinstance(saved, Mapping) else {}
             return meta["env_id"], {k: v for k, v in saved.items() if k != "split"}
     return None, {}
+
+
+def trained_wrappers(spec: PolicySpec, policy: Any) -> tuple[str, ...]:
+    """The observation wrappers the policy was trained in (by name): a zoo entry's, or the
+    ones a ``behavioral train`` zip recorded (the Minigrid zoo's flattened view).
+
+    Raises:
+        SpecError: a recorded wrapper name that is not in the fixed table.
+    """
+    from behavioral.environments import recorded_wrappers
+    from behavioral.errors import InvalidArgumentError
+
+    if spec.kind == "zoo":
+        from behavioral.zoo import ZOO
+
+        entry = ZOO.get(spec.value)
+        return tuple(entry.observation_wrappers) if entry is not None else ()
+    meta = getattr(policy, "behavioral_metadata", None)
+    if spec.kind == "file" and isinstance(meta, Mapping):
+        try:
+            return recorded_wrappers(meta)
+        except InvalidArgumentError as err:
+            raise SpecError(f"{spec.value}: {err}") from None
+    return ()
 
 
 def policy_and_env(
@@ -471,7 +502,8 @@ def policy_and_env(
         raise SpecError("--env is required for this policy (e.g. behavioral/RedDoors-v0)")
     kwargs = dict(known_kwargs) if resolved == known_env else {}
     kwargs.update(extra or {})
-    made = make_env(resolved, split, kwargs)
+    wrappers = trained_wrappers(spec, policy) if resolved == known_env else ()
+    made = make_env(resolved, split, kwargs, wrappers)
     if spec.kind in ("zoo", "file"):
         check_policy_fits_env(policy, made)
     if spec.objective_names:
@@ -481,12 +513,14 @@ def policy_and_env(
 
 def _check_planner_objectives(spec: PolicySpec, env: Any) -> None:
     from behavioral.errors import EnvContractError, UnknownObjectiveError
+    from behavioral.extract import is_extractable
     from behavioral.policies import env_tabular_model, has_tabular_model
 
-    if not has_tabular_model(env):
+    if not has_tabular_model(env) and not is_extractable(env):
         raise EnvContractError(
             f"a planner needs the env's tabular model, and {env.spec.id if env.spec else env} "
-            "has none (use random or a trained policy)"
+            "has none and no Discrete actions to extract one with (use random or a trained "
+            "policy)"
         )
     env.reset(seed=0)
     names = sorted(env_tabular_model(env).objectives)

@@ -9,18 +9,29 @@ import numpy as np
 import pytest
 
 import behavioral.zoo as zoo
+from behavioral.environments import recorded_wrappers
 from behavioral.errors import BehavioralError, UnknownZooEntryError, ZooFileError
 from behavioral.policies import as_policy
 from behavioral.rollout import rollout
 from behavioral.zoo import ZOO, load_zoo
 
-NAMES = ("reddoors-train", "reddoors-diverse", "waterplants-kettle", "waterplants-hose")
+NAMES = (
+    "reddoors-train",
+    "reddoors-diverse",
+    "waterplants-kettle",
+    "waterplants-hose",
+    "minigrid-corner1",
+    "minigrid-corner2",
+    "minigrid-corner3",
+    "minigrid-corner4",
+    "minigrid-anywhere",
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def test_registry_lists_the_four_entries() -> None:
+def test_registry_lists_the_entries() -> None:
     assert tuple(ZOO) == NAMES
     for name, entry in ZOO.items():
         assert entry.name == name
@@ -39,9 +50,20 @@ def test_entry_fits_its_env(name: str) -> None:
         env.reset(seed=0)
         model = u.tabular_model()
         assert entry.training_reward in model.objectives
-        # the env's gymnasium reward is the training reward
-        _, reward, *_, info = env.step(env.action_space.sample())
-        assert reward == info["objectives"][entry.training_reward]
+        # the env's gymnasium reward is the training reward ...
+        minigrid = entry.env_id == "behavioral/MiniGridCorner-v0"
+        rng = np.random.default_rng(0)
+        for _ in range(300):
+            _, reward, terminated, truncated, info = env.step(int(rng.integers(env.action_space.n)))
+            paid = info["objectives"][entry.training_reward]
+            if minigrid:  # ... Minigrid's time-discounted success reward 1 - 0.9 t / T
+                t, T = u.step_count, u.max_steps
+                assert reward == pytest.approx(paid * (1 - 0.9 * t / T))
+                assert (reward > 0) == terminated
+            else:
+                assert reward == paid
+            if terminated or truncated:
+                env.reset()
     finally:
         env.close()
 
@@ -60,6 +82,7 @@ def test_entry_loads_and_acts_on_both_splits(name: str) -> None:
     meta = model.behavioral_metadata
     assert (meta["env_id"], meta["split"]) == (entry.env_id, entry.split)
     assert meta["env_kwargs"] == {**entry.env_kwargs, "split": entry.split}
+    assert recorded_wrappers(meta) == entry.observation_wrappers
     for split in ("train", "deploy"):
         env = entry.make_env(split=split)
         try:

@@ -3,15 +3,17 @@ episode's level model, and hand the demonstrations to :func:`audit_demonstration
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from behavioral.auditing.core import ObjectiveSpec, audit_demonstrations
+from behavioral.auditing.levels import audit_levels, is_state_function
 from behavioral.auditing.result import Audit
 from behavioral.checks import check_bool, check_choice, check_fraction, check_int, check_seed
 from behavioral.environments import make_env
@@ -56,22 +58,31 @@ def audit(
         behaviour: a policy -- anything with stable-baselines3's ``predict``, a callable
             ``obs -> action``, a tabular planner -- or a :class:`behavioral.rollout.Dataset`,
             or the path of a saved dataset directory.
-        env: the gymnasium env (or its registered id, e.g. ``"behavioral/RedDoors-v0"``).
-            For a dataset it defaults to the env the dataset was recorded in (made from the
-            validated id and kwargs of its metadata); a different env raises
-            ``DatasetMismatchError``. The env must have an exact tabular model
-            (``tabular_model()``, or a seals tabular env).
+        env: the gymnasium env (or its registered id, e.g. ``"behavioral/RedDoors-v0"``,
+            ``"MiniGrid-FourRooms-v0"``). For a dataset it defaults to the env the dataset
+            was recorded in (made from the validated id, kwargs and observation wrappers
+            of its metadata); a different env raises ``DatasetMismatchError``. The env
+            needs an exact tabular model: its own (``tabular_model()``, or a seals tabular
+            env), or else each episode's level is extracted
+            (:mod:`behavioral.extract`: ``Discrete`` actions and deterministic steps;
+            Minigrid envs, with or without Minigrid's observation wrappers, through a fast
+            codec). Extracted levels declare the env's reward as ``"reward"``, the
+            default base, and get named MaxEnt features (:mod:`behavioral.auditing.levels`).
         episodes: episodes to roll out (policies only; an int >= 1).
         method: ``"maxent"`` (MaxEnt IRL over the levels' features) or ``"airl"``
             (imitation's AIRL on the env's observations).
         seed: a non-negative int; seeds the rollout, the IRL method and the bootstrap. The
             same seed gives the same audit.
-        objectives: candidate objectives, a mapping name -> (S,) / (S, A) real array or
-            function ``model -> array``. They extend the env's declared objectives (a
-            declared name is replaced; a declared name mapped to None is left out of the
-            candidates). Needed for envs that declare none, such as seals envs (whose
-            reward is declared as ``"reward"``). Complex, non-numeric or non-finite
-            rewards are refused.
+        objectives: candidate objectives, a mapping name -> (S,) / (S, A) real array, or
+            function: a *state function* ``f(unwrapped_env) -> float`` (the reward for
+            entering each state, evaluated with the env restored to it) or a *model
+            function* ``model -> array``. A ``behavioral.minigrid.Predicate`` (any
+            ``behavioral.extract.StateFunction``) is a state function everywhere; another
+            callable is a state function on envs whose levels are extracted and a model
+            function on envs with their own tabular model
+            (:mod:`behavioral.auditing.levels`). They extend the env's declared objectives
+            (a declared name is replaced; a declared name mapped to None is left out of
+            the candidates). Complex, non-numeric or non-finite rewards are refused.
         base: the base objective's name (default: the env's).
         deterministic: roll the policy out with its most probable actions (a bool).
         progress_bar: show progress bars (a bool).
@@ -92,8 +103,11 @@ def audit(
 
     Raises:
         InvalidArgumentError: an argument of the wrong type or outside its range, an
-            unknown keyword, no env for a policy.
-        EnvContractError: ``env`` is not a gymnasium env, or has no tabular model.
+            unknown keyword, no env for a policy; a state function that fails
+            (``StateFunctionError``) or on an env whose own model cannot restore states.
+        EnvContractError: ``env`` is not a gymnasium env, or has no tabular model and
+            none can be extracted (an ``ExtractionError`` says why: actions that are
+            not ``Discrete``, random steps, too many states, ...).
         InvalidEnvIdError, UnknownEnvError: an env id that is malformed or not registered.
         DatasetError: a dataset that cannot be loaded, does not fit the env or does not
             replay as recorded (its subclasses say which).
@@ -122,25 +136,49 @@ def audit(
     else:
         dataset = None
     gym_env = _audited_env(env, dataset)
-    if dataset is None:
-        dataset = rollout_mod.rollout(
-            behaviour,
+    extracted = not has_tabular_model(gym_env)
+    state_functions = {
+        n: f
+        for n, f in (objectives or {}).items()
+        if f is not None and is_state_function(f, extracted=extracted)
+    }
+    with _extraction_errors(gym_env):
+        if extracted:  # refused before anything is rolled out if no level can be extracted
+            _first_level(gym_env, dataset, seed)
+        if dataset is None:
+            dataset = rollout_mod.rollout(
+                behaviour,
+                gym_env,
+                episodes=episodes,
+                seed=seed,
+                deterministic=deterministic,
+                progress_bar=progress_bar,
+                extract_levels=True if extracted else None,
+            )
+        elif replay:
+            dataset.verify(gym_env)
+        if len(dataset) == 0:
+            raise InvalidDemonstrationError("the dataset has no episodes")
+        if method == "airl":
+            _check_airl_observations(dataset)
+        found = audit_levels(
+            dataset,
             gym_env,
-            episodes=episodes,
-            seed=seed,
-            deterministic=deterministic,
-            progress_bar=progress_bar,
+            state_functions,
+            extracted=extracted,
+            merge_levels=merge_levels,
+            observations=method == "airl",
         )
-    elif replay:
-        dataset.verify(gym_env)
-    if len(dataset) == 0:
-        raise InvalidDemonstrationError("the dataset has no episodes")
-    models, levels = merge_levels(dataset.level_models(gym_env))
+    models, levels = found.models, found.levels
     demos = dataset.demonstrations()
 
     if objectives is not None:
         declared = {n: (lambda m, n=n: m.objectives[n]) for n in models[0].objectives}
-        merged = {**declared, **objectives}
+        given = {
+            n: found.objective(n) if n in state_functions else _checked(n, spec)
+            for n, spec in objectives.items()
+        }
+        merged = {**declared, **given}
         objectives = {n: spec for n, spec in merged.items() if spec is not None}
 
     recovered = None
@@ -228,26 +266,37 @@ def _check_real(value: Any, name: str) -> float:
 
 
 def _checked_objectives(objectives: Any) -> dict[str, Any] | None:
-    """The caller's objectives with each array checked and each function's result checked
-    when it is called (complex, non-numeric: refused, never truncated)."""
+    """The caller's objectives with each array checked (complex, non-numeric: refused,
+    never truncated); functions are kept as given (see :func:`_checked`)."""
     if objectives is None:
         return None
     if not isinstance(objectives, Mapping):
         raise InvalidArgumentError(
-            "objectives must be a mapping name -> reward array or function model -> array "
-            f"(or None), got {type(objectives).__name__}"
+            "objectives must be a mapping name -> reward array or function (or None), got "
+            f"{type(objectives).__name__}"
         )
     out: dict[str, Any] = {}
     for name, spec in objectives.items():
         if not isinstance(name, str):
             raise InvalidArgumentError(f"objective names must be strings, got {name!r}")
-        if spec is None:
-            out[name] = None
-        elif callable(spec):
-            out[name] = _CheckedObjective(name, spec)
-        else:
-            out[name] = _real_reward(name, spec)
+        out[name] = spec if spec is None or callable(spec) else _real_reward(name, spec)
     return out
+
+
+def _checked(name: str, spec: Any) -> Any:
+    """A model function's result checked when it is called; arrays and None as they are."""
+    return _CheckedObjective(name, spec) if callable(spec) else spec
+
+
+def _check_airl_observations(dataset: Any) -> None:
+    from imitation.data.types import DictObs
+
+    if isinstance(dataset.trajectories[0].obs, DictObs):
+        raise EnvContractError(
+            "AIRL learns a reward network on array observations, and this env emits dict "
+            "observations: wrap it in an observation wrapper (e.g. "
+            "behavioral.minigrid.flat_observations), or use method='maxent'"
+        )
 
 
 def _real_reward(name: str, value: Any) -> np.ndarray:
@@ -289,7 +338,11 @@ def _audited_env(env: Any, dataset: Any) -> Any:
             raise InvalidArgumentError(
                 "the dataset does not record its env id: pass env= (a gymnasium env or id)"
             )
-        env = make_env(dataset.metadata["env_id"], kwargs=dataset.metadata.get("env_kwargs"))
+        env = make_env(
+            dataset.metadata["env_id"],
+            kwargs=dataset.metadata.get("env_kwargs"),
+            wrappers=dataset.metadata.get("observation_wrappers"),
+        )
     elif isinstance(env, str):
         env = make_env(env)
     elif not all(callable(getattr(env, a, None)) for a in ("reset", "step")) or not hasattr(
@@ -302,17 +355,57 @@ def _audited_env(env: Any, dataset: Any) -> Any:
     return env
 
 
+def _env_name(env: Any) -> str:
+    spec = getattr(env, "spec", None)
+    return spec.id if spec is not None else type(env.unwrapped).__name__
+
+
+@contextlib.contextmanager
+def _extraction_errors(env: Any) -> Iterator[None]:
+    """Say which env could not be audited when extracting one of its levels fails."""
+    from behavioral.extract import ExtractionError
+
+    try:
+        yield
+    except ExtractionError as err:
+        raise type(err)(
+            f"cannot audit {_env_name(env)}: the audit needs a discrete model of each level "
+            f"and extracting one failed: {err}"
+        ) from None
+
+
+def _first_level(env: Any, dataset: Any, seed: int) -> None:
+    """Extract the level of the first episode (the rollout's or the dataset's) once, so
+    that an env whose levels cannot be extracted (random steps, too many states) is
+    refused before any work; the extraction cache serves it again to the rollout."""
+    from behavioral.extract import extract_level
+    from behavioral.rollout import episode_seeds
+
+    if dataset is not None and len(dataset) == 0:
+        return
+    reset_seed = episode_seeds(seed, 0)[0] if dataset is None else dataset.reset_seeds()[0]
+    env.reset(seed=reset_seed)
+    extract_level(env)
+
+
 def _require_tabular_model(env: Any) -> None:
-    """The one place an env without an exact model is refused (model extraction for
-    other discrete envs, e.g. Minigrid, plugs in here)."""
-    if not has_tabular_model(env):
-        name = (
-            env.spec.id if getattr(env, "spec", None) is not None else type(env.unwrapped).__name__
-        )
-        raise EnvContractError(
-            f"cannot audit {name}: the audit needs a discrete model of each level (the env's "
-            "tabular_model(), or a seals tabular env), and none can be extracted from this env"
-        )
+    """The one place an env without an exact model is refused: it has no model of its own
+    (``tabular_model()``, seals) and none can be extracted (the specific
+    ``ExtractionError``: actions that are not ``Discrete``, a wrapper that changes
+    ``step``). Random steps and too many states are found when the first level is
+    extracted."""
+    if has_tabular_model(env):
+        return
+    from behavioral.extract import ExtractionError, check_extractable
+
+    try:
+        check_extractable(env)
+    except ExtractionError as err:
+        raise type(err)(
+            f"cannot audit {_env_name(env)}: the audit needs a discrete model of each level (the env's "
+            f"tabular_model(), a seals tabular env, or one extracted from its steps), and none "
+            f"can be extracted: {err}"
+        ) from None
 
 
 def _model_key(model: TabularModel) -> bytes:

@@ -81,6 +81,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {"method": args.method, "seed": args.seed}
     if args.fast:
         kwargs["n_bootstrap"] = 200
+    if args.objective:
+        kwargs["objectives"] = dict(args.objective)
+    if args.base is not None:
+        kwargs["base"] = args.base
     if args.dataset is not None:
         _not_with_dataset(args)
     elif args.policy is None:
@@ -91,9 +95,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if args.dataset is not None:
             dataset = _load_dataset(args.dataset, args)
             env = make_env(env_id(args.env), None) if args.env is not None else None
+            if args.objective:
+                _check_minigrid(env if env is not None else dataset.metadata.get("env_id"))
             result = run_audit(dataset, env, replay=not args.no_replay, **kwargs)
         else:
             _, policy, env = _policy_env(args)
+            if args.objective:
+                _check_minigrid(env)
             result = run_audit(
                 policy,
                 env,
@@ -108,6 +116,23 @@ def cmd_audit(args: argparse.Namespace) -> int:
     print(f"reason: {result.reason}")
     print(f"report: {Path(args.out) / 'report.html'}")
     return 0
+
+
+def _check_minigrid(env: Any) -> None:
+    """``--objective`` names Minigrid predicates: refuse them for other envs."""
+    import sys
+
+    if isinstance(env, str):  # a dataset's env id: make it to look
+        from behavioral.environments import make_env as make
+
+        env = make(env)
+    if "minigrid" in sys.modules:
+        from minigrid.minigrid_env import MiniGridEnv
+
+        if isinstance(env.unwrapped, MiniGridEnv):
+            return
+    name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+    raise CLIError(f"--objective takes Minigrid predicates, and {name} is not a Minigrid env")
 
 
 # ----------------------------------------------------------------------------- rollout
@@ -167,17 +192,25 @@ def _irl_document(dataset: Any, args: argparse.Namespace) -> dict[str, Any]:
     import behavioral
     from behavioral.auditing import merge_levels
     from behavioral.auditing.fitting import FTOL, GTOL
+    from behavioral.auditing.levels import audit_levels
     from behavioral.environments import make_env as make
     from behavioral.irl.intervals import maxent_weight_intervals
     from behavioral.irl.maxent import Demonstration, maxent_irl
+    from behavioral.policies import has_tabular_model
 
     meta = dataset.metadata
     if not meta.get("env_id"):
         raise CLIError(f"the dataset at {args.dataset} does not record its env id")
-    env = make(meta["env_id"], kwargs=meta.get("env_kwargs"))
+    env = make(
+        meta["env_id"], kwargs=meta.get("env_kwargs"), wrappers=meta.get("observation_wrappers")
+    )
     if not args.no_replay:
         dataset.verify(env)
-    models, levels = merge_levels(dataset.level_models(env))
+    # the audit's levels: for envs without a model, extracted, with the audit's features
+    found = audit_levels(
+        dataset, env, {}, extracted=not has_tabular_model(env), merge_levels=merge_levels
+    )
+    models, levels = found.models, found.levels
     features = "model" if all(m.features is not None for m in models) else "states"
     demos = [
         Demonstration(np.asarray(s), np.asarray(a), bool(t), lvl)

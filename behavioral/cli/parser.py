@@ -29,7 +29,16 @@ POLICY_HELP = (
 )
 ENV_HELP = (
     "registered gymnasium id (behavioral/RedDoors-v0, behavioral/WaterPlants-v0 -- aliases "
-    "reddoors, waterplants -- seals/CliffWorld7x4-v0, ...)"
+    "reddoors, waterplants -- behavioral/MiniGridCorner-v0, seals/CliffWorld7x4-v0, "
+    "MiniGrid-FourRooms-v0, ...)"
+)
+OBJECTIVE_HELP = (
+    "a candidate objective from Minigrid's vocabulary, NAME=PREDICATE with PREDICATE one "
+    "of reach:TYPE[:COLOR] (on it, or facing it when it cannot be entered), "
+    "at:TYPE[:COLOR], door_open[:COLOR], carrying[:TYPE[:COLOR]], lava, or "
+    "region:X0,Y0,X1,Y1 (Minigrid's (x, y) cells, corners inclusive); a reward for "
+    "entering the states where it holds, added to the env's own objectives (repeatable; "
+    "Minigrid envs only; e.g. --objective corner=region:5,1,6,2 --objective key=carrying:key)"
 )
 
 
@@ -63,6 +72,22 @@ positive_int = _number(int, lambda v: v >= 1, "a positive integer")
 seed_int = _number(int, lambda v: v >= 0, "a non-negative integer")
 fraction = _number(float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")
 non_negative = _number(float, lambda v: math.isfinite(v) and v >= 0, "a non-negative number")
+
+
+def objective_spec(text: str) -> tuple[str, Any]:
+    """``NAME=PREDICATE`` -> (name, the Minigrid predicate named ``name``)."""
+    import dataclasses
+
+    from behavioral.errors import InvalidArgumentError
+    from behavioral.minigrid import parse_predicate
+
+    name, sep, predicate = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=PREDICATE, got {text!r}")
+    try:
+        return name, dataclasses.replace(parse_predicate(predicate), name=name)
+    except InvalidArgumentError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def env_kwarg(text: str) -> tuple[str, Any]:
@@ -216,8 +241,11 @@ def _add_audit(sub: Any) -> None:
         help="audit one policy (or a saved dataset) and write a report directory",
         description="Roll a policy out in an env (or load a dataset), recover its behavioural "
         "objective and compare it with the env's base objective and proxies. Writes "
-        "report.html, report.md, summary.json and PNG heatmaps into --out. The env must "
-        "have a discrete model of its levels. " + SAFETY,
+        "report.html, report.md, summary.json and PNG heatmaps into --out. The env needs "
+        "a discrete model of its levels: its own (this library's envs, seals' tabular "
+        "envs) or one extracted from its steps (Minigrid envs, any env with Discrete "
+        "actions and deterministic steps), whose base objective is the env's own reward, "
+        "named 'reward'. " + SAFETY,
     )
     p.add_argument(
         "--dataset",
@@ -231,6 +259,18 @@ def _add_audit(sub: Any) -> None:
         help="IRL method (default: %(default)s)",
     )
     p.add_argument("--fast", action="store_true", help="fewer bootstrap samples")
+    p.add_argument(
+        "--objective",
+        type=objective_spec,
+        action="append",
+        metavar="NAME=PREDICATE",
+        help=OBJECTIVE_HELP,
+    )
+    p.add_argument(
+        "--base",
+        help="the base objective's name (default: the env's own; 'reward' for envs that "
+        "declare none, e.g. Minigrid)",
+    )
     p.set_defaults(func=cmd_audit)
 
 

@@ -55,7 +55,14 @@ and random generator).
 
 Levels are cached (:class:`LevelCache`) under the codec's encoding of the reset state,
 so calling :func:`extract_level` after every ``reset`` costs one encoding when the level
-was seen before.
+was seen before. :func:`episode_level` remembers the level of each env's current episode
+(rollouts extract it right after every reset; planners and state indices read it).
+
+State functions (:class:`StateFunction`, :func:`state_function`): ``f(unwrapped_env) ->
+float`` evaluated on the env restored to each state (:meth:`ExtractedLevel.features`,
+one pass over the states for any number of functions), turned into per-step rewards paid
+on entering a state by :meth:`ExtractedLevel.entry_reward`: candidate objectives and
+MaxEnt features of extracted levels.
 """
 
 from __future__ import annotations
@@ -67,14 +74,25 @@ from behavioral.extract.base import (
     ExtractionError,
     MissingHorizonError,
     StateCodec,
+    StateFunction,
+    StateFunctionError,
     StochasticStepError,
     TooManyStatesError,
     UnsupportedActionSpaceError,
     UnsupportedWrapperError,
     on_entry,
+    state_function,
 )
 from behavioral.extract.codecs import DeepCopyCodec, GridEnvCodec, default_codec
-from behavioral.extract.search import DEFAULT_MAX_STATES, LevelCache, extract_level, extract_model
+from behavioral.extract.search import (
+    DEFAULT_MAX_STATES,
+    LevelCache,
+    check_extractable,
+    episode_level,
+    extract_level,
+    extract_model,
+    is_extractable,
+)
 
 __all__ = [
     "DEFAULT_MAX_STATES",
@@ -87,12 +105,18 @@ __all__ = [
     "LevelCache",
     "MissingHorizonError",
     "StateCodec",
+    "StateFunction",
+    "StateFunctionError",
     "StochasticStepError",
     "TooManyStatesError",
     "UnsupportedActionSpaceError",
     "UnsupportedWrapperError",
+    "check_extractable",
     "default_codec",
+    "episode_level",
     "extract_level",
     "extract_model",
+    "is_extractable",
     "on_entry",
+    "state_function",
 ]

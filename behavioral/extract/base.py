@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from behavioral.errors import EnvContractError, InvalidArgumentError
+from behavioral.errors import BehavioralError, EnvContractError, InvalidArgumentError
 from behavioral.tabular import TabularModel
 
 __all__ = [
@@ -25,6 +25,8 @@ __all__ = [
     "ExtractionError",
     "MissingHorizonError",
     "StateCodec",
+    "StateFunction",
+    "StateFunctionError",
     "StochasticStepError",
     "TooManyStatesError",
     "UnsupportedActionSpaceError",
@@ -33,6 +35,7 @@ __all__ = [
     "on_entry",
     "preserved",
     "primitive_attributes",
+    "state_function",
 ]
 
 
@@ -78,6 +81,11 @@ class UnsupportedWrapperError(ExtractionError):
 
 class MissingHorizonError(ExtractionError):
     """The env has no time limit the extraction can read: pass ``horizon=``."""
+
+
+class StateFunctionError(InvalidArgumentError):
+    """A state function (an objective or feature evaluated on the env restored to each
+    state) raised an exception."""
 
 
 # ----------------------------------------------------------------------------- codecs
@@ -316,35 +324,33 @@ class ExtractedLevel:
 
         Raises:
             InvalidArgumentError: ``fn`` returned something that is not a finite number.
+            StateFunctionError: ``fn`` raised an exception.
         """
-        out = np.empty(self.n_states)
-        u = self.binding.env
-        with preserved(self.binding):
-            for s, snap in enumerate(self.snapshots):
-                self.binding.restore(snap)
-                v = fn(u)
-                try:
-                    out[s] = float(v)
-                except (TypeError, ValueError):
-                    raise InvalidArgumentError(
-                        f"{_name(fn)} returned {v!r} in state {s}, not a number"
-                    ) from None
-                if not np.isfinite(out[s]):
-                    raise InvalidArgumentError(f"{_name(fn)} returned {v!r} in state {s}")
-        return out
+        return self.features([fn])[0][:, 0]
 
     def features(
         self, fns: Sequence[Callable[[Any], float]], names: Sequence[str] | None = None
     ) -> tuple[np.ndarray, tuple[str, ...]]:
-        """(S, K) values of K state functions (:meth:`values` each) and their names
-        (``names``, else each function's ``name`` attribute or ``__name__``)."""
+        """(S, K) values of K state functions and their names (``names``, else each
+        function's ``name`` attribute or ``__name__``).
+
+        One pass over the states: the env is restored to each state once and every
+        function is called on ``env.unwrapped`` there (see :meth:`values`).
+        """
         fns = list(fns)
         names = tuple(names) if names is not None else tuple(_name(f) for f in fns)
         if len(names) != len(fns) or len(set(names)) != len(names):
             raise InvalidArgumentError(f"need {len(fns)} distinct names, got {names}")
+        out = np.empty((self.n_states, len(fns)))
         if not fns:
-            return np.zeros((self.n_states, 0)), ()
-        return np.stack([self.values(f) for f in fns], axis=1), names
+            return out, ()
+        u = self.binding.env
+        with preserved(self.binding):
+            for s, snap in enumerate(self.snapshots):
+                self.binding.restore(snap)
+                for k, fn in enumerate(fns):
+                    out[s, k] = _number(fn, names[k], u, s)
+        return out, names
 
     def entry_reward(self, values: np.ndarray) -> np.ndarray:
         """:func:`on_entry` of (S,) or (S, K) state values on this model, 0 from the
@@ -354,3 +360,70 @@ class ExtractedLevel:
 
 def _name(fn: Any) -> str:
     return str(getattr(fn, "name", None) or getattr(fn, "__name__", None) or repr(fn))
+
+
+def _number(fn: Callable[[Any], Any], name: str, env: Any, s: int) -> float:
+    """``float(fn(env))`` in state ``s``, or a specific error naming ``name``."""
+    try:
+        v = fn(env)
+    except BehavioralError:
+        raise
+    except Exception as err:  # the caller's function: say which one failed, and where
+        raise StateFunctionError(
+            f"the state function {name!r} raised {type(err).__name__}: {err} on the env "
+            f"restored to state {s} (a state function takes the unwrapped env and returns "
+            "a number)"
+        ) from err
+    if isinstance(v, (bool, np.bool_)):
+        return float(v)
+    if isinstance(v, (str, bytes)):
+        raise InvalidArgumentError(f"{name!r} returned {v!r} in state {s}, not a number")
+    if isinstance(v, (complex, np.complexfloating)):
+        raise InvalidArgumentError(f"{name!r} returned {v!r} in state {s}, not a real number")
+    try:
+        out = float(v)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{name!r} returned {v!r} in state {s}, not a number") from None
+    if not np.isfinite(out):
+        raise InvalidArgumentError(f"{name!r} returned {v!r} in state {s}, not a finite number")
+    return out
+
+
+class StateFunction:
+    """Base class of state functions: ``f(unwrapped_env) -> float``, evaluated on the env
+    restored to each state of a level (:meth:`ExtractedLevel.features`).
+
+    ``behavioral.audit`` reads an objective that is a ``StateFunction`` (every
+    ``behavioral.minigrid.Predicate``, anything :func:`state_function` wraps) as a state
+    reward -- paid on entering each state -- on every env, also on envs whose
+    ``tabular_model()`` takes plain functions ``model -> array``.
+    """
+
+    name: str
+
+    def __call__(self, env: Any) -> float:  # pragma: no cover - subclasses implement it
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class _Wrapped(StateFunction):
+    fn: Callable[[Any], Any]
+    name: str
+
+    def __call__(self, env: Any) -> float:
+        return self.fn(getattr(env, "unwrapped", env))
+
+
+def state_function(fn: Callable[[Any], Any], name: str | None = None) -> StateFunction:
+    """Mark ``fn(unwrapped_env) -> number`` as a state function (see :class:`StateFunction`).
+
+    Args:
+        fn: called with the unwrapped env restored to a state; returns a real number
+            (a ``bool`` counts as 0 / 1).
+        name: its name in reports (default: ``fn``'s ``__name__``).
+    """
+    if isinstance(fn, StateFunction):
+        return fn
+    if not callable(fn):
+        raise InvalidArgumentError(f"a state function must be callable, got {fn!r}")
+    return _Wrapped(fn, str(name) if name is not None else _name(fn))

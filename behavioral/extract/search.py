@@ -6,6 +6,7 @@ import collections
 import dataclasses
 import time
 import types
+import weakref
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -31,7 +32,15 @@ from behavioral.extract.base import (
 from behavioral.extract.codecs import default_codec
 from behavioral.tabular import TabularModel
 
-__all__ = ["DEFAULT_MAX_STATES", "LevelCache", "extract_level", "extract_model"]
+__all__ = [
+    "DEFAULT_MAX_STATES",
+    "LevelCache",
+    "check_extractable",
+    "episode_level",
+    "extract_level",
+    "extract_model",
+    "is_extractable",
+]
 
 #: Default bound on the number of states of one level.
 DEFAULT_MAX_STATES = 100_000
@@ -292,7 +301,7 @@ class LevelCache:
             if it alone is larger.
     """
 
-    def __init__(self, maxsize: int = 16, max_states: int = 250_000) -> None:
+    def __init__(self, maxsize: int = 256, max_states: int = 250_000) -> None:
         self.maxsize = _check_int("maxsize", maxsize, 1)
         self.max_states = _check_int("max_states", max_states, 1)
         self._items: collections.OrderedDict[Hashable, ExtractedLevel] = collections.OrderedDict()
@@ -461,3 +470,56 @@ def extract_level(
 def extract_model(env: gym.Env, **kwargs: Any) -> TabularModel:
     """:func:`extract_level` (same arguments) and return only its model."""
     return extract_level(env, **kwargs).model
+
+
+# ----------------------------------------------------------------------------- episodes
+
+#: The level of each env's current episode (env.unwrapped -> ExtractedLevel), set by
+#: :func:`episode_level` with ``fresh=True`` right after a reset.
+_EPISODES: weakref.WeakKeyDictionary[Any, ExtractedLevel] = weakref.WeakKeyDictionary()
+
+
+def episode_level(env: gym.Env, *, fresh: bool = False, **kwargs: Any) -> ExtractedLevel:
+    """The extracted level of ``env``'s current episode, remembered per env.
+
+    With ``fresh=True`` the level is extracted (through the cache) from the env's current
+    state -- call it right after ``reset``, as :func:`behavioral.rollout.rollout` does --
+    and remembered for ``env``. Without, the remembered level is returned while it is
+    still the env's (its binding is current: Minigrid envs build a new grid at every
+    reset), else the level is extracted from the current state as with ``fresh=True``.
+    This is how tabular planners and ``state_index`` find the model of an env that has
+    none of its own, mid-episode.
+
+    Args:
+        env: the env (wrapped or not).
+        fresh: extract now instead of reusing the remembered level.
+        **kwargs: passed to :func:`extract_level`.
+    """
+    u = env.unwrapped
+    if not fresh:
+        level = _EPISODES.get(u)
+        if level is not None and level.binding.is_current():
+            return level
+    level = extract_level(env, **kwargs)
+    _EPISODES[u] = level
+    return level
+
+
+def check_extractable(env: Any) -> None:
+    """Raise the specific :class:`ExtractionError` that stops :func:`extract_level` before
+    it steps ``env``: not a gymnasium env, actions that are not ``Discrete``, a wrapper that
+    changes ``step``. (Whether its steps are deterministic and its states few enough is
+    only known by trying.)"""
+    if not isinstance(env, gym.Env):
+        raise ExtractionError(f"{type(env).__name__} is not a gymnasium env")
+    _actions(env)
+    _observation_wrappers(env)
+
+
+def is_extractable(env: Any) -> bool:
+    """Whether :func:`check_extractable` passes."""
+    try:
+        check_extractable(env)
+    except ExtractionError:
+        return False
+    return True

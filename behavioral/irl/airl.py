@@ -217,14 +217,17 @@ def _evaluate(net: Any, model: TabularModel, potential: bool = False) -> np.ndar
     S = model.n_states
     with th.no_grad():
         if potential:
-            x = th.as_tensor(obs, dtype=th.float32)
+            x = th.tensor(obs, dtype=th.float32)  # a copy: model observations are read-only
             return net(x).numpy().astype(np.float64).reshape(S)
         acts = np.zeros(S, dtype=np.int64)
         done = np.zeros(S, dtype=bool)
         return np.asarray(net.predict(obs, acts, obs, done), dtype=np.float64).reshape(S)
 
 
-def _env_spec(dataset: Any, env: gym.Env) -> tuple[str, dict[str, Any]]:
+def _env_spec(dataset: Any, env: gym.Env) -> tuple[str, dict[str, Any], tuple[str, ...]]:
+    """(env id, kwargs, observation wrapper names) that re-make the dataset's env."""
+    from behavioral.environments import observation_wrappers, recorded_wrappers
+
     meta = getattr(dataset, "metadata", {}) or {}
     env_id = meta.get("env_id") or (env.spec.id if env.spec is not None else None)
     if not env_id:
@@ -236,7 +239,8 @@ def _env_spec(dataset: Any, env: gym.Env) -> tuple[str, dict[str, Any]]:
     if not meta.get("env_id") and env.spec is not None:
         kwargs = dict(env.spec.kwargs)
     kwargs.pop("render_mode", None)
-    return str(env_id), kwargs
+    wrappers = recorded_wrappers(meta) if meta.get("env_id") else observation_wrappers(env)
+    return str(env_id), kwargs, wrappers or ()
 
 
 def airl_irl(
@@ -302,6 +306,8 @@ def airl_irl(
     from imitation.util.util import make_vec_env
     from stable_baselines3 import PPO
 
+    from behavioral.environments import wrap_observations
+
     t0 = time.perf_counter()
     trajs = list(dataset.trajectories)
     if not trajs:
@@ -341,7 +347,7 @@ def airl_irl(
             f"total_timesteps={total_timesteps} is less than one round of the generator "
             f"(n_envs * n_steps = {steps_per_round})"
         )
-    env_id, env_kwargs = _env_spec(dataset, env)
+    env_id, env_kwargs, wrappers = _env_spec(dataset, env)
 
     ss = np.random.SeedSequence(int(seed))
     pad_seed, env_seed, torch_seed = (int(s.generate_state(1)[0]) for s in ss.spawn(3))
@@ -355,7 +361,11 @@ def airl_irl(
             env_id,
             rng=np.random.default_rng(env_seed),
             n_envs=int(n_envs),
-            post_wrappers=[lambda e, _: RolloutInfoWrapper(FixedHorizon(e, horizon))],
+            post_wrappers=[
+                lambda e, _: RolloutInfoWrapper(
+                    FixedHorizon(wrap_observations(e, wrappers), horizon)
+                )
+            ],
             env_make_kwargs=env_kwargs,
         )
         try:

@@ -72,29 +72,51 @@ def level_frame(audit: Audit, level: int) -> np.ndarray | None:
     recorded ``reset_seed``. Only ids already in gymnasium's registry are made (an id
     such as ``some.module:Env-v0``, read from a file, would make gymnasium import that
     module). None when that is not possible (no env id or seed, an env without
-    ``rgb_array`` rendering, or a render that fails).
+    ``rgb_array`` rendering, or a render that fails). Minigrid envs are drawn by
+    Minigrid's own renderer, without the shading of the agent's view.
     """
+    return _rendered_level(audit, level)[0]
+
+
+def _grid_of(env: Any) -> tuple[int, int] | None:
+    """(rows, cols) of a Minigrid env's whole grid (border walls included): the frame
+    covers it, and extracted models' cells are its (row, col)."""
+    import sys
+
+    if "minigrid" not in sys.modules:
+        return None
+    from minigrid.minigrid_env import MiniGridEnv
+
+    u = env.unwrapped
+    return (int(u.grid.height), int(u.grid.width)) if isinstance(u, MiniGridEnv) else None
+
+
+def _rendered_level(audit: Audit, level: int) -> tuple[np.ndarray | None, tuple[int, int] | None]:
+    """:func:`level_frame` and the (rows, cols) of the grid the frame covers, if known."""
     import gymnasium as gym
 
     run = views.run_view(audit)
     first = next((i for i, d in enumerate(audit.demonstrations) if d.level == level), None)
     seed = views.reset_seed(audit, first) if first is not None else None
     if not run.env_id or seed is None or gym.registry.get(run.env_id) is None:
-        return None
+        return None, None
     try:
         env = gym.make(run.env_id, render_mode="rgb_array", **dict(run.env_kwargs))
     except Exception:  # the report must not fail because the env cannot be re-made
-        return None
+        return None, None
     try:
         env.reset(seed=seed)
+        shape = _grid_of(env)
+        if shape is not None:
+            env.unwrapped.highlight = False  # Minigrid shades the agent's view by default
         frame = env.render()
     except Exception:  # an env whose rendering fails: draw the layout instead
-        return None
+        return None, None
     finally:
         env.close()
     if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] not in (3, 4):
-        return None
-    return frame
+        return None, None
+    return frame, shape
 
 
 def levels_to_show(audit: Audit, max_levels: int) -> list[int]:
@@ -184,7 +206,8 @@ def level_figure(audit: Audit, level: int) -> tuple[Figure, str]:
     """
     run = views.run_view(audit)
     model = audit.levels[level]
-    layout = level_layout(model, grid_shape(model))
+    frame, frame_grid = _rendered_level(audit, level)
+    layout = level_layout(model, frame_grid or grid_shape(model))
     demos = [d for d in audit.demonstrations if d.level == level]
     drawn = min(len(demos), MAX_PATHS)
     count = episodes_text(len(demos), len(audit.demonstrations), drawn)
@@ -202,7 +225,7 @@ def level_figure(audit: Audit, level: int) -> tuple[Figure, str]:
     fig = Figure(figsize=(w * ncols, h * nrows + 0.4), dpi=DPI)
     axes = fig.subplots(nrows, ncols, squeeze=False).flat
     plot_level(
-        level_frame(audit, level),
+        frame,
         [layout.cells[d.states] for d in demos[:drawn]],
         grid_shape=layout.shape,
         known_cells=layout.cells,
