@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from behavioral.auditing.active import DESIGNS
 from behavioral.auditing.core import ObjectiveSpec, audit_demonstrations
 from behavioral.auditing.result import Audit
 from behavioral.checks import check_bool, check_choice, check_fraction, check_int, check_seed
@@ -48,6 +49,9 @@ def audit(
     method_kwargs: Mapping[str, Any] | None = None,
     replay: bool = True,
     policy_name: str | None = None,
+    design: str = "random",
+    levels: Any = None,
+    design_options: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> Audit:
     """Audit a policy (rolled out here) or a recorded trajectory dataset.
@@ -84,15 +88,30 @@ def audit(
             the dataset's recorded one, else the policy's own (``load_zoo`` and
             ``load_ppo`` name the models they return; planners are named by their spec,
             ``planner:red_door:5``), else one derived from its description.
+        design: ``"random"`` (default): ``episodes`` episodes on the env's own levels,
+            decided by :func:`~behavioral.auditing.decide`. ``"active"``: ``episodes`` is a
+            budget; the audit chooses each next batch of levels by the evidence it is
+            expected to add, and stops as soon as an anytime-valid test names a proxy or
+            the base objective (:mod:`behavioral.auditing.active`). ``"sequential"``: the
+            same test and stopping rule on levels drawn at random from ``levels``.
+        levels: where an active or sequential audit takes its levels: a callable ``rng ->
+            env`` (an env reset at a new level), the name of a split of ``env``'s own id
+            (its other kwargs kept), or a sequence of reset seeds. Default: the env's own
+            levels, edited by mutation search when the env has editable levels.
+        design_options: options of an active or sequential audit (a mapping of
+            :class:`~behavioral.auditing.active.ActiveConfig` fields, e.g.
+            ``{"alpha": 0.01, "batch": 2}``).
         **kwargs: passed to :func:`audit_demonstrations` (``confidence``,
             ``n_bootstrap``, ``l2``, ``min_explained``, ``significance``, ``lapse``, ...).
 
     Returns:
-        An :class:`Audit`.
+        An :class:`Audit` (with ``design`` and ``sequential`` for active and sequential
+        audits).
 
     Raises:
         InvalidArgumentError: an argument of the wrong type or outside its range, an
-            unknown keyword, no env for a policy.
+            unknown keyword, no env for a policy, a ``levels`` source or
+            ``design_options`` that are not what ``design`` takes.
         EnvContractError: ``env`` is not a gymnasium env, or has no tabular model.
         InvalidEnvIdError, UnknownEnvError: an env id that is malformed or not registered.
         DatasetError: a dataset that cannot be loaded, does not fit the env or does not
@@ -112,6 +131,18 @@ def audit(
     )  # fmt: skip
     seed, episodes = check_seed(seed), check_int(episodes, "episodes", minimum=1)
     objectives = _checked_objectives(objectives)
+    if check_choice(design, "design", DESIGNS) != "random":
+        return _chosen_levels_audit(
+            behaviour, env, rollout_mod.Dataset, episodes=episodes, design=design,
+            levels=levels, design_options=design_options, seed=seed, objectives=objectives,
+            base=base, deterministic=deterministic, method=method, policy_name=policy_name,
+            options=options,
+        )  # fmt: skip
+    if levels is not None or design_options is not None:
+        raise InvalidArgumentError(
+            "levels= and design_options= are for audits that choose their levels "
+            "(design='active' or 'sequential'); a random audit plays the env's own levels"
+        )
     ss = np.random.SeedSequence(seed)
     irl_seed, boot_seed = (int(s.generate_state(1)[0]) for s in ss.spawn(2))
 
@@ -174,6 +205,35 @@ def audit(
     )
 
 
+def _chosen_levels_audit(
+    behaviour: Any, env: Any, dataset_type: type, *, episodes: int, design: str, levels: Any,
+    design_options: Any, seed: int, objectives: Any, base: str | None, deterministic: bool,
+    method: str, policy_name: str | None, options: Mapping[str, Any],
+) -> Audit:  # fmt: skip
+    """An active or sequential audit (:mod:`behavioral.auditing.active`), after checking
+    what only it takes."""
+    from behavioral.auditing.active import active_audit, active_config, check_levels_source
+
+    config = active_config(design_options)
+    check_levels_source(levels)
+    if isinstance(behaviour, (str, os.PathLike, dataset_type)):
+        raise InvalidArgumentError(
+            f"design={design!r} chooses the levels a policy is played on: it needs a policy, "
+            "not a recorded dataset"
+        )
+    if method != "maxent":
+        raise InvalidArgumentError(f"design={design!r} fits with method='maxent' only")
+    gym_env = _audited_env(env, None)
+    meta = {"seed": seed, "method": method, "behavioral_version": _version()}
+    if policy_name is not None:
+        meta["policy_name"] = policy_name
+    return active_audit(
+        behaviour, gym_env, episodes=episodes, design=design, levels=levels, seed=seed,
+        objectives=objectives, base=base, deterministic=deterministic, config=config,
+        metadata=meta, engine_options=options,
+    )  # fmt: skip
+
+
 def _check_options(kwargs: Mapping[str, Any], **given: Any) -> dict[str, Any]:
     """Validate audit()'s own arguments and the keywords passed on to the core; return
     the latter."""
@@ -197,7 +257,8 @@ def _check_options(kwargs: Mapping[str, Any], **given: Any) -> dict[str, Any]:
     if unknown:
         raise InvalidArgumentError(
             f"audit() got unknown keyword arguments {unknown}; it takes episodes, method, "
-            "seed, objectives, base, deterministic, progress_bar, method_kwargs, replay and "
+            "seed, objectives, base, deterministic, progress_bar, method_kwargs, replay, "
+            "policy_name, design, levels, design_options and "
             f"{', '.join(allowed)}"
         )
     options = dict(kwargs)
