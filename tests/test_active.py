@@ -453,3 +453,50 @@ def test_an_engine_audit_of_the_same_episodes_agrees_on_the_evidence(red_expert_
     a = red_expert_audit
     b = audit_demonstrations(list(a.levels), list(a.demonstrations), n_bootstrap=50)
     assert b.evidence.log_likelihood == pytest.approx(a.evidence.log_likelihood)
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def test_report_shows_the_chosen_levels_and_the_evidence(red_expert_audit, tmp_path):
+    from behavioral.report import views
+    from behavioral.report.figures import design_figures, env_frame, level_frame
+
+    a = red_expert_audit
+    out = a.save(tmp_path / "r")
+    html = (out / "report.html").read_text(encoding="utf-8")
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "Levels chosen by the audit" in html and "Levels chosen by the audit" in md
+    assert (out / "design_evidence.png").stat().st_size > 10_000
+    assert (out / "design_levels.png").stat().st_size > 10_000
+    # the section comes before the other figures
+    assert html.index("design_evidence.png") < html.index("candidates.png")
+    d = views.design_view(a)
+    assert d.chosen and all(lv.episodes > 0 and lv.spec for lv in d.chosen)
+    assert d.random and all(lv.origin == "seeds" and lv.episodes == 0 for lv in d.random)
+    assert d.deciding == ("red_door>exit", "red_door>null")
+    figs, captions = design_figures(a)
+    assert set(figs) == set(captions) == {"design_evidence.png", "design_levels.png"}
+    # levels are rendered from their specs: the frame of a played level is the env's
+    # render of that spec, not of the episode's reset seed
+    env = gym.make(RED, split="train", size=7, render_mode="rgb_array")
+    first = d.chosen[0]
+    env.reset(seed=0, options={"level": env.unwrapped.parse_level(json.loads(first.spec))})
+    want = env.render()
+    got = env_frame(RED, {"split": "train", "size": 7}, spec=first.spec)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(level_frame(a, first.model), want)
+    # the outcome names of the training split (the red door is the exit) are not used
+    assert views.run_view(a).label_split is None
+    assert "entered the red door (the exit)" not in html
+
+
+def test_random_audits_have_no_design_section(tmp_path):
+    from behavioral.report import views
+
+    a = behavioral.audit(
+        SoftOptimalPolicy("exit", beta=5.0), red("deploy", size=5), episodes=3, n_bootstrap=10
+    )
+    assert views.design_view(a) is None
+    html = (a.save(tmp_path / "r") / "report.html").read_text(encoding="utf-8")
+    assert "Levels chosen by the audit" not in html

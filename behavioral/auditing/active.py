@@ -279,7 +279,7 @@ def _source_of(
         pool = _own_levels(env, n, rng, ts)
         what = f"the env's own levels (split {split})" if split else "the env's own levels"
         if search:
-            what = f"mutation search from {what}"
+            what = f"mutation search of {what}"
         return _Source(pool, len(pool), env, editable, search, what)
     search = bool(config.search) and editable and design == "active"
     if callable(levels):
@@ -631,6 +631,7 @@ class _Loop:
         self.counts: dict[str, int] = {}
         self.stack = stack_levels(source.pool.models, specs)
         self.batches = 0
+        self.last: Evidence | None = None  # the scores the last batch was chosen by
 
     def hypotheses(self) -> dict[str, Hypothesis]:
         return _hypotheses(self.classes, self.run.fits, self.config.prior_beta)
@@ -669,6 +670,7 @@ class _Loop:
         ev = _score(
             self.stack, self.classes, self.hypotheses(), run, self.state.crossed(self.threshold)
         )
+        self.last = ev
         counts = np.array([self.counts.get(lv.key, 0) for lv in src.pool.levels], dtype=float)
         k = _batch_size(run.n, budget - run.n, cfg)
         picks = _pick(self.design, ev, k, counts, src.n_source, cfg, self.pick_rng)
@@ -732,16 +734,12 @@ class _Loop:
         )
 
     def design_table(self) -> pd.DataFrame:
-        """The candidate levels scored under the final fits, with episodes spent."""
-        ev = _score(
-            self.stack,
-            self.classes,
-            self.hypotheses(),
-            self.run,
-            self.state.crossed(self.threshold),
-        )
+        """The candidate levels as scored when the last batch was chosen (before its
+        tests crossed: under the final fits a decided test adds nothing), with the
+        episodes spent on each."""
+        assert self.last is not None
         counts = [self.counts.get(lv.key, 0) for lv in self.source.pool.levels]
-        return design_table(self.source.pool, ev, np.asarray(counts, dtype=np.int64))
+        return design_table(self.source.pool, self.last, np.asarray(counts, dtype=np.int64))
 
 
 def _loop(
