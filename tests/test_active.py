@@ -500,3 +500,62 @@ def test_random_audits_have_no_design_section(tmp_path):
     assert views.design_view(a) is None
     html = (a.save(tmp_path / "r") / "report.html").read_text(encoding="utf-8")
     assert "Levels chosen by the audit" not in html
+
+
+# ----------------------------------------------------------------------------- the CLI
+
+
+def _cli(capsys, *args):
+    from behavioral.cli import main
+
+    capsys.readouterr()
+    try:
+        code = main(list(args))
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_active_audit(tmp_path, capsys):
+    code, out, err = _cli(
+        capsys, "audit", "--policy", "planner:red_door:5", "--env", RED, "--split", "train",
+        "--env-kwarg", "size=5", "--design", "active", "--levels", "deploy", "--episodes", "12",
+        "--fast", "--out", str(tmp_path / "r"),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "verdict: proxy (red_door)" in out and "(active design)" in out
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["sequential"]["design"] == "active"
+    assert {r["origin"] for r in summary["design"]["played"]} == {"split:deploy"}
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("--levels", "deploy"), "--levels applies only with --design"),
+        (("--design", "active", "--levels", "1,x"), "comma-separated seeds"),
+        (("--design", "active", "--levels", "holdout"), "not a split"),
+    ],
+)
+def test_cli_bad_design_options_are_one_line_errors(tmp_path, capsys, args, needle):
+    code, _, err = _cli(
+        capsys, "audit", "--policy", "planner:red_door:5", "--env", RED, "--env-kwarg",
+        "size=5", "--episodes", "4", "--out", str(tmp_path / "r"), *args,
+    )  # fmt: skip
+    lines = err.strip().splitlines()
+    assert code != 0 and len(lines) == 1 and lines[0].startswith("behavioral: error: ")
+    assert needle in lines[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_design_is_refused_with_a_dataset(tmp_path, capsys):
+    env = red("train", size=5)
+    save_dataset(
+        rollout(SoftOptimalPolicy("exit", beta=5.0), env, episodes=2, seed=0), tmp_path / "d"
+    )
+    code, _, err = _cli(
+        capsys, "audit", "--dataset", str(tmp_path / "d"), "--design", "active",
+        "--out", str(tmp_path / "r"),
+    )  # fmt: skip
+    assert code != 0 and "--design cannot be combined with --dataset" in err
