@@ -44,6 +44,7 @@ import pandas as pd
 from behavioral.auditing.candidates import candidate_rewards, declared_by_env, find_aliases
 from behavioral.auditing.core import audit_demonstrations
 from behavioral.auditing.fitting import CandidateFit, CandidateFitter, Nuisances
+from behavioral.auditing.levels import merge_levels
 from behavioral.auditing.result import Audit
 from behavioral.auditing.sequential import (
     Member,
@@ -388,8 +389,6 @@ class _Run:
 
 def _merged(per_episode: Sequence[TabularModel], datasets: Sequence[Any]) -> tuple:
     """(models, demonstrations) of every episode so far, levels merged."""
-    from behavioral.auditing.api import merge_levels
-
     models, idx = merge_levels(per_episode)
     demos = [
         Demonstration(np.asarray(s, dtype=np.int64), np.asarray(a, dtype=np.int64), bool(t), lvl)
@@ -507,8 +506,6 @@ def _member_ll(
     nuisances: Nuisances,
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """class -> (k, M) log-likelihood of the batch's episodes under each member."""
-    from behavioral.auditing.api import merge_levels
-
     merged, idx = merge_levels(models)
     demos = [
         Demonstration(np.asarray(s, dtype=np.int64), np.asarray(a, dtype=np.int64), bool(t), lvl)

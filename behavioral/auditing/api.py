@@ -6,13 +6,14 @@ from __future__ import annotations
 import inspect
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from behavioral.auditing.active import DESIGNS
 from behavioral.auditing.core import ObjectiveSpec, audit_demonstrations
+from behavioral.auditing.levels import merge_levels
 from behavioral.auditing.result import Audit
 from behavioral.checks import check_bool, check_choice, check_fraction, check_int, check_seed
 from behavioral.environments import make_env
@@ -23,7 +24,7 @@ from behavioral.errors import (
     InvalidRewardError,
 )
 from behavioral.policies import has_tabular_model
-from behavioral.tabular import TabularModel, content_digest
+from behavioral.tabular import TabularModel
 
 __all__ = ["audit", "merge_levels"]
 
@@ -374,46 +375,6 @@ def _require_tabular_model(env: Any) -> None:
             f"cannot audit {name}: the audit needs a discrete model of each level (the env's "
             "tabular_model(), or a seals tabular env), and none can be extracted from this env"
         )
-
-
-def _model_key(model: TabularModel) -> bytes:
-    """Digest of everything but the initial distribution (IRL uses the data's starts)."""
-    T = model.transitions
-    objectives = [x for name, arr in model.objectives.items() for x in (name, arr)]
-    return content_digest(
-        (model.n_states, model.n_actions, model.horizon, model.discount, model.feature_names),
-        T.indptr,
-        T.indices,
-        T.data,
-        model.features,
-        *objectives,
-    )
-
-
-def merge_levels(
-    per_episode: Sequence[TabularModel],
-) -> tuple[list[TabularModel], list[int]]:
-    """Distinct level models and, per episode, the index of its level.
-
-    Episodes whose models differ only in their initial state distribution (e.g. the same
-    house with another start cell) share a level: IRL and the likelihoods use each
-    episode's own start state, so nothing is lost and the levels are solved once.
-    """
-    by_id: dict[int, int] = {}
-    by_key: dict[bytes, int] = {}
-    models: list[TabularModel] = []
-    levels: list[int] = []
-    for m in per_episode:
-        idx = by_id.get(id(m))
-        if idx is None:
-            key = _model_key(m)
-            idx = by_key.get(key)
-            if idx is None:
-                idx = by_key[key] = len(models)
-                models.append(m)
-            by_id[id(m)] = idx
-        levels.append(idx)
-    return models, levels
 
 
 def _version() -> str:
