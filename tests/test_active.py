@@ -559,3 +559,27 @@ def test_cli_design_is_refused_with_a_dataset(tmp_path, capsys):
         "--out", str(tmp_path / "r"),
     )  # fmt: skip
     assert code != 0 and "--design cannot be combined with --dataset" in err
+
+
+# ----------------------------------------------------------------------------- envs without specs
+
+
+def test_an_env_without_level_specs_plays_split_levels_by_reset_seed():
+    from corridor_env import ENV_ID
+
+    env = gym.make(ENV_ID, split="train", length=6)
+    a = behavioral.audit(
+        SoftOptimalPolicy("right_door", beta=5.0), env, episodes=20, design="active",
+        levels="deploy", seed=0, n_bootstrap=20,
+    )  # fmt: skip
+    assert (a.verdict, a.proxy) == ("proxy", "right_door")
+    assert set(a.episodes["origin"]) == {"split:deploy"}
+    assert a.metadata["split"] == "deploy"  # played in the deploy split's env
+    assert a.episodes["level"].isna().all() if "level" in a.episodes else True
+    assert a.design["distance"].isna().all()  # unknown: the env cannot measure it
+    # on its own training levels the two objectives coincide: no test can decide
+    b = behavioral.audit(
+        SoftOptimalPolicy("right_door", beta=5.0), env, episodes=6, design="active",
+        levels=[1, 2, 3], seed=0, n_bootstrap=20,
+    )  # fmt: skip
+    assert b.verdict == "indistinguishable" and not b.sequential.decisive
