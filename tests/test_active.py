@@ -243,8 +243,9 @@ def test_result_fields(red_expert_audit, tmp_path):
     assert len(a.levels) == len({k for k in ep["key"]})
     assert a.metadata["design"] == "active" and "mutation search" in a.metadata["level_source"]
     assert "design='active'" in repr(a)
-    out = a.save(tmp_path / "r")
-    summary = json.loads((out / "summary.json").read_text())
+    from behavioral import files
+
+    summary = json.loads(files.dumps_json(a.summary()))
     seq = summary["sequential"]
     assert seq["verdict"] == "proxy" and seq["proxy"] == "red_door"
     assert seq["episodes"][-1] == len(ep) and len(seq["log_e"]["red_door>exit"]) == len(
@@ -255,12 +256,17 @@ def test_result_fields(red_expert_audit, tmp_path):
     assert summary["verdict"] == "proxy"
 
 
-def test_random_audits_have_no_design():
+def test_random_audits_have_no_design(tmp_path):
+    from behavioral.report import views
+
     a = behavioral.audit(
         SoftOptimalPolicy("exit", beta=5.0), red("deploy", size=5), episodes=3, n_bootstrap=10
     )
     assert a.design is None and a.sequential is None
     assert a.summary()["sequential"] is None and a.summary()["design"] is None
+    assert views.design_view(a) is None
+    html = (a.save(tmp_path / "r") / "report.html").read_text(encoding="utf-8")
+    assert "Levels chosen by the audit" not in html
 
 
 def test_sequential_test_record_checks_its_shapes():
@@ -489,17 +495,6 @@ def test_report_shows_the_chosen_levels_and_the_evidence(red_expert_audit, tmp_p
     # the outcome names of the training split (the red door is the exit) are not used
     assert views.run_view(a).label_split is None
     assert "entered the red door (the exit)" not in html
-
-
-def test_random_audits_have_no_design_section(tmp_path):
-    from behavioral.report import views
-
-    a = behavioral.audit(
-        SoftOptimalPolicy("exit", beta=5.0), red("deploy", size=5), episodes=3, n_bootstrap=10
-    )
-    assert views.design_view(a) is None
-    html = (a.save(tmp_path / "r") / "report.html").read_text(encoding="utf-8")
-    assert "Levels chosen by the audit" not in html
 
 
 # ----------------------------------------------------------------------------- the CLI
