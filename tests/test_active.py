@@ -128,7 +128,7 @@ def _generator(rng: np.random.Generator) -> gym.Env:
 
 @pytest.mark.parametrize(
     ("levels", "origin"),
-    [("deploy", "split:deploy"), ([3, 5, 8, 13, 21], "seeds"), (_generator, "generator")],
+    [("deploy", "split:deploy"), (np.array([3, 5, 8, 13, 21]), "seeds"), (_generator, "generator")],
 )
 def test_each_kind_of_level_source(levels, origin):
     a = active(SoftOptimalPolicy("red_door", beta=5.0), red("train"), levels=levels, seed=0)

@@ -196,6 +196,8 @@ def check_levels_source(levels: Any) -> None:
         if not levels.strip():
             raise InvalidArgumentError("levels= names a split: it must not be empty")
         return
+    if isinstance(levels, np.ndarray) and levels.ndim == 1:
+        levels = levels.tolist()
     if isinstance(levels, (bytes, Mapping)) or not isinstance(levels, Sequence):
         raise InvalidArgumentError(
             "levels= must be a callable rng -> env (reset at a new level), the name of a "
