@@ -113,8 +113,10 @@ class ActiveConfig:
         explore: chance that a pick is a uniformly random candidate.
         repeat_discount: a level's score is multiplied by this per episode already spent
             there (so the audit does not settle on one level).
-        prior_beta: ``beta * max|r|`` of every candidate before any episode (the fits
-            that choose the first batch).
+        prior_betas: ``beta * max|r|`` of every candidate before any episode: the first
+            batch (and the first mutation search) is chosen by the expected evidence
+            averaged over these inverse temperatures (a prior over how competent the
+            agent is; after the first batch the fits take over).
         train_split: the split whose generator counts as the training distribution
             (each level's ``distance`` is measured from it).
     """
@@ -133,7 +135,7 @@ class ActiveConfig:
     research_every: int = 3
     explore: float = 0.1
     repeat_discount: float = 0.5
-    prior_beta: float = 2.0
+    prior_betas: tuple[float, ...] = (1.0, 4.0, 16.0)
     train_split: str = "train"
 
     def __post_init__(self) -> None:
@@ -160,9 +162,18 @@ class ActiveConfig:
                 raise InvalidArgumentError(
                     f"{name} must be a number in [{low:g}, {high:g}], got {v!r}"
                 )
-        v = self.prior_beta
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1e3:
-            raise InvalidArgumentError(f"prior_beta must be a number in (0, 1000), got {v!r}")
+        betas = self.prior_betas
+        if (
+            not isinstance(betas, tuple)
+            or not betas
+            or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1e3
+                for v in betas
+            )
+        ):
+            raise InvalidArgumentError(
+                f"prior_betas must be a non-empty tuple of numbers in (0, 1000), got {betas!r}"
+            )
         if not isinstance(self.train_split, str):
             raise InvalidArgumentError(
                 f"train_split must be a split name, got {self.train_split!r}"
@@ -402,7 +413,7 @@ def _merged(per_episode: Sequence[TabularModel], datasets: Sequence[Any]) -> tup
 
 
 def _hypotheses(
-    classes: _Classes, fits: Mapping[str, CandidateFit], prior_beta: float
+    classes: _Classes, fits: Mapping[str, CandidateFit], prior_beta: float = 1.0
 ) -> dict[str, Hypothesis]:
     """The current fit of every class as a :class:`Hypothesis` (the prior before data)."""
     out = {}
@@ -435,6 +446,21 @@ def _score(
         hyps[NULL],
         log_likelihoods=ll,
         done=done,
+    )
+
+
+def _expected(
+    stack: Any, classes: _Classes, run: _Run, done: set, prior_betas: Sequence[float]
+) -> Evidence:
+    """Every candidate level's expected evidence under the current fits; before any
+    episode, averaged over the prior inverse temperatures."""
+    if run.fits:
+        return _score(stack, classes, _hypotheses(classes, run.fits), run, done)
+    evs = [_score(stack, classes, _hypotheses(classes, {}, b), run, done) for b in prior_betas]
+    return dataclasses.replace(
+        evs[0],
+        per_candidate=np.mean([e.per_candidate for e in evs], axis=0),
+        expected=np.mean([e.expected for e in evs], axis=0),
     )
 
 
@@ -632,19 +658,18 @@ class _Loop:
         self.batches = 0
         self.last: Evidence | None = None  # the scores the last batch was chosen by
 
-    def hypotheses(self) -> dict[str, Hypothesis]:
-        return _hypotheses(self.classes, self.run.fits, self.config.prior_beta)
+    def evidence(self, stack: Any) -> Evidence:
+        """Expected evidence of ``stack``'s levels for the tests still open."""
+        done = self.state.crossed(self.threshold)
+        return _expected(stack, self.classes, self.run, done, self.config.prior_betas)
 
     def search(self) -> None:
         """Grow the pool by mutation search under the current fits, then prune it to
         ``config.pool`` levels (the source's, those played and the best others)."""
         cfg, src = self.config, self.source
-        hyps, done = self.hypotheses(), self.state.crossed(self.threshold)
 
         def score(p: LevelPool) -> np.ndarray:
-            return _score(
-                stack_levels(p.models, self.specs), self.classes, hyps, self.run, done
-            ).expected
+            return self.evidence(stack_levels(p.models, self.specs)).expected
 
         found, scores = search_levels(
             src.play_env,
@@ -666,9 +691,7 @@ class _Loop:
         every = cfg.research_every
         if src.search and (self.batches == 0 or (every and self.batches % every == 0)):
             self.search()
-        ev = _score(
-            self.stack, self.classes, self.hypotheses(), run, self.state.crossed(self.threshold)
-        )
+        ev = self.evidence(self.stack)
         self.last = ev
         counts = np.array([self.counts.get(lv.key, 0) for lv in src.pool.levels], dtype=float)
         k = _batch_size(run.n, budget - run.n, cfg)
