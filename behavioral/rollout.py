@@ -230,10 +230,10 @@ class Dataset:
         """The tabular model of each episode's level, re-created in ``env``.
 
         For envs with ``tabular_model()`` the env is reset with each episode's recorded
-        ``reset_seed`` -- and its recorded level spec when the episode was played on a
-        given level (:meth:`level_specs`) -- (this changes the env's state); episodes of
-        the same level (same ``level_seed`` or spec) share one model object. For seals tabular envs, whose dynamics do
-        not change between episodes, one model is returned N times.
+        ``reset_seed``, and its recorded level spec when the episode was played on a given
+        level (:meth:`level_specs`); this changes the env's state. Episodes of the same
+        level (same ``level_seed`` or spec) share one model object. For seals tabular
+        envs, whose dynamics do not change between episodes, one model is returned N times.
 
         Raises:
             DatasetMismatchError: ``env`` has another id or kwargs than the dataset's,
