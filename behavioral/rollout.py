@@ -60,7 +60,7 @@ import math
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,11 +127,16 @@ MAX_METADATA_BYTES = 1 << 20
 #: The largest ``episodes.json`` read (parsing JSON takes several times its size).
 MAX_EPISODES_JSON_BYTES = 64 << 20
 
+#: The longest level spec (canonical JSON) an episodes table may record (a 51 x 51
+#: RedDoors maze takes about 3 kB).
+MAX_LEVEL_SPEC_CHARS = 1 << 16
+
 _META = "metadata.json"
 _EPISODES = "episodes.json"
 _ARRAYS = "arrays.npz"
 _RETURN_PREFIX = "return."
 _OUTCOME = "outcome"
+_LEVEL = "level"
 _REQUIRED_ARRAYS = ("obs", "acts", "rews", "lengths", "terminal")
 _INT_KINDS = "iu"
 _COLUMN_DTYPES = {
@@ -238,17 +243,19 @@ class Dataset:
         """The tabular model of each episode's level, re-created in ``env``.
 
         For envs with ``tabular_model()`` the env is reset with each episode's recorded
-        ``reset_seed`` (this changes the env's state); episodes of the same level (same
-        ``level_seed``) share one model object. For seals tabular envs, whose dynamics do
-        not change between episodes, one model is returned N times. For envs without a
-        model of their own (Minigrid, any env with ``Discrete`` actions) each level is
-        extracted again from its reset state (:meth:`iter_levels`; the extraction cache
-        serves levels seen before).
+        ``reset_seed``, and its recorded level spec when the episode was played on a given
+        level (:meth:`level_specs`); this changes the env's state. Episodes of the same
+        level (same ``level_seed`` or spec) share one model object. For seals tabular
+        envs, whose dynamics do not change between episodes, one model is returned N times.
+        For envs without a model of their own (Minigrid, any env with ``Discrete``
+        actions) each level is extracted again from its reset state (:meth:`iter_levels`;
+        the extraction cache serves levels seen before).
 
         Raises:
             DatasetMismatchError: ``env`` has another id or kwargs than the dataset's,
-                or re-creating a level gives another level seed or initial state than
-                recorded.
+                re-creating a level gives another level seed or initial state than
+                recorded, or a recorded level spec is not a level of ``env``.
+            CorruptDatasetError: a recorded level spec is not a JSON object.
             EnvContractError: the env has no tabular model.
         """
         check_env_matches(self, env)
@@ -267,14 +274,17 @@ class Dataset:
         cache: dict[Any, TabularModel] = {}
         models = []
         reset_seeds = self.reset_seeds()
+        specs = self.level_specs(env)
         levels = self.episodes["level_seed"].tolist() if has_level else reset_seeds
         for i in range(n):
-            key, reset_seed = _py(levels[i]), int(reset_seeds[i])
+            spec = specs[i]
+            key = (_LEVEL, spec.to_json()) if spec is not None else _py(levels[i])
+            reset_seed = int(reset_seeds[i])
             if key in cache:
                 models.append(cache[key])
                 continue
-            _, info = env.reset(seed=reset_seed)
-            if has_level:
+            _, info = env.reset(seed=reset_seed, options=None if spec is None else {"level": spec})
+            if has_level and spec is None:
                 got = _level_of(info)
                 if got != key:
                     raise DatasetMismatchError(
@@ -324,14 +334,19 @@ class Dataset:
             return
         has_level = "level_seed" in self.episodes.columns
         seeds = self.reset_seeds()
+        specs = [None] * len(self) if extracted else self.level_specs(env)
         keys = [_py(v) for v in self.episodes["level_seed"].tolist()] if has_level else seeds
+        keys = [k if p is None else (_LEVEL, p.to_json()) for k, p in zip(keys, specs)]
         groups: dict[Any, list[int]] = {}
         for i, key in enumerate(keys):
             groups.setdefault(key, []).append(i)
         for key, episodes in groups.items():
             i = episodes[0]
-            _, info = env.reset(seed=int(seeds[i]))
-            if has_level and _level_of(info) != key:
+            spec = specs[i]
+            _, info = env.reset(
+                seed=int(seeds[i]), options=None if spec is None else {"level": spec}
+            )
+            if has_level and spec is None and _level_of(info) != key:
                 raise DatasetMismatchError(
                     f"episode {i}: resetting with seed {seeds[i]} gives level "
                     f"{_level_of(info)!r}, the dataset recorded {key!r}"
@@ -351,6 +366,23 @@ class Dataset:
                     f"recorded {int(self.states[i][0])}"
                 )
             yield tuple(episodes), model, level
+
+    def level_specs(self, env: gym.Env) -> list[Any]:
+        """Each episode's level spec as recorded in the ``level`` column, validated and
+        parsed by ``env`` (None for episodes whose level came from their reset seed).
+
+        The column comes from a file: each entry must be a string of at most
+        :data:`MAX_LEVEL_SPEC_CHARS` characters holding a JSON object (no serialisation
+        tags), which the env's own ``parse_level`` must accept and whose canonical JSON
+        must be the recorded string.
+
+        Raises:
+            CorruptDatasetError: an entry that is not such a string or not JSON.
+            DatasetMismatchError: the env has no editable levels, or refuses the spec.
+        """
+        if _LEVEL not in self.episodes.columns:
+            return [None] * len(self)
+        return [_recorded_level(env, v, i) for i, v in enumerate(self.episodes[_LEVEL].tolist())]
 
     def reset_seeds(self) -> list[int]:
         """Each episode's ``reset_seed`` (the seed its env reset used), as Python ints.
@@ -390,14 +422,16 @@ class Dataset:
         columns = set(self.episodes.columns)
         rows = self.episodes.to_dict("records")
         seeds = self.reset_seeds()
+        specs = self.level_specs(env)
         for i, tr in enumerate(self.trajectories):
             acts = [int(a) for a in tr.acts]
 
             def choose(obs: Any, t: int, acts: list[int] = acts) -> int | None:
                 return check_action(acts[t], space) if t < len(acts) else None
 
+            options = None if specs[i] is None else {"level": specs[i]}
             try:
-                played = _play(env, seeds[i], choose, tabular=tabular)
+                played = _play(env, seeds[i], choose, tabular=tabular, options=options)
             except BehavioralError as err:
                 raise DatasetMismatchError(f"episode {i} does not replay: {err}") from None
             states = None if self.states is None else self.states[i]
@@ -597,6 +631,7 @@ def rollout(
     deterministic: bool = False,
     progress_bar: bool = False,
     extract_levels: bool | None = None,
+    levels: Sequence[Any] | None = None,
 ) -> Dataset:
     """Run ``policy`` for ``episodes`` episodes of ``env`` and record a :class:`Dataset`.
 
@@ -620,6 +655,13 @@ def rollout(
             for random steps: then no state indices are recorded); True: for any env
             with ``Discrete`` actions (the generic deep-copy codec), an
             ``ExtractionError`` when a level cannot be extracted; False: never.
+        levels: the level of each episode (one per episode), for audits that choose
+            their levels: an int is a reset seed (the level ``env.reset(seed=it)``
+            draws, recorded as the episode's ``reset_seed``), anything else a level spec
+            of an env with editable levels (``reset(options={"level": spec})``; its
+            canonical JSON is recorded in the ``level`` column, from which
+            :meth:`Dataset.level_models` and :meth:`Dataset.verify` re-create it).
+            Default: levels drawn from the episode seeds.
 
     Returns:
         The :class:`Dataset`.
@@ -630,7 +672,8 @@ def rollout(
             (tuples, nested dicts), or objective names changing within a rollout.
         ExtractionError: a level cannot be extracted (``behavioral.extract``).
         InvalidArgumentError: ``episodes < 1``, a seed that is not a non-negative int, a
-            flag that is not a bool.
+            flag that is not a bool, ``levels`` of another length than ``episodes``.
+        EnvContractError: a level spec given for an env without editable levels.
     """
     episodes = check_int(episodes, "episodes", minimum=1)
     seed = check_seed(seed)
@@ -647,6 +690,7 @@ def rollout(
     if extracted and extract_levels is None:  # automatic: only if the levels can be had
         extracted = _first_level_extracts(env, seed)
     tabular = _is_tabular(env) or extracted
+    level_resets = _level_resets(env, levels, episodes)
 
     trajectories: list[TrajectoryWithRew] = []
     state_seqs: list[np.ndarray] = []
@@ -660,6 +704,7 @@ def rollout(
         iterator = tqdm(iterator, desc="rollout", unit="ep")
     for i in iterator:
         reset_seed, rng = episode_seeds(seed, i)
+        reset_seed, options = level_resets(i, reset_seed)
 
         def begin(rng: np.random.Generator = rng) -> None:
             pol.reset(env, rng)
@@ -667,7 +712,7 @@ def rollout(
         def choose(obs: Any, t: int, rng: np.random.Generator = rng) -> int:
             return check_action(pol.act(obs, env, rng, deterministic=deterministic), space)
 
-        played = _play(env, reset_seed, choose, tabular=tabular, begin=begin)
+        played = _play(env, reset_seed, choose, tabular=tabular, begin=begin, options=options)
         if i == 0 and tabular:
             base = env_tabular_model(env).base
         if objective_names is None:
@@ -684,7 +729,9 @@ def rollout(
 
     episodes_df = pd.DataFrame(rows)
     if "level_seed" in episodes_df.columns and episodes_df["level_seed"].isna().any():
-        raise EnvContractError("the env reported a level seed in some reset infos but not all")
+        from_spec = episodes_df.get(_LEVEL, pd.Series(None, index=episodes_df.index)).notna()
+        if (episodes_df["level_seed"].isna() & ~from_spec).any():
+            raise EnvContractError("the env reported a level seed in some reset infos but not all")
     metadata = {
         **_env_metadata(env),
         "seed": seed,
@@ -796,6 +843,7 @@ class _Played:
     level: Any
     terminated: bool
     truncated: bool
+    spec: str | None = None
 
     def trajectory(self) -> TrajectoryWithRew:
         return TrajectoryWithRew(
@@ -814,12 +862,15 @@ def _play(
     *,
     tabular: bool,
     begin: Callable[[], None] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> _Played:
-    """Reset ``env`` with ``reset_seed`` and step it with ``choose(obs, t)`` until it ends
-    (or, when replaying, until ``choose`` returns None: no recorded action is left)."""
-    obs, info = env.reset(seed=reset_seed)
+    """Reset ``env`` with ``reset_seed`` (and ``options``: a level spec) and step it with
+    ``choose(obs, t)`` until it ends (or, when replaying, until ``choose`` returns None: no
+    recorded action is left)."""
+    obs, info = env.reset(seed=reset_seed, options=None if options is None else dict(options))
     level = _level_of(info)
     state_of = _state_reader(env) if tabular else None  # extracted envs: extracted here
+    spec = _spec_of(env, info) if options is not None else None
     if begin is not None:
         begin()
     observations, acts, rews = [obs], [], []
@@ -864,13 +915,16 @@ def _play(
         level=level,
         terminated=bool(terminated),
         truncated=bool(truncated),
+        spec=spec,
     )
 
 
 def _episode_row(i: int, reset_seed: int, played: _Played) -> dict[str, Any]:
     """The episodes-table row of one played episode."""
     row: dict[str, Any] = {"episode": i, "reset_seed": reset_seed}
-    if played.level is not None:
+    if played.spec is not None:
+        row[_LEVEL] = played.spec
+    elif played.level is not None:
         row["level_seed"] = played.level
     row.update(
         length=len(played.acts),
@@ -886,7 +940,7 @@ def _episode_row(i: int, reset_seed: int, played: _Played) -> dict[str, Any]:
 
 def _is_checked_column(name: Any) -> bool:
     return isinstance(name, str) and (
-        name in ("level_seed", "length", "terminated", "truncated", "return", _OUTCOME)
+        name in ("level_seed", _LEVEL, "length", "terminated", "truncated", "return", _OUTCOME)
         or name.startswith((_RETURN_PREFIX, _OUTCOME + "."))
     )
 
@@ -947,12 +1001,97 @@ def _compare_replay(
     expected = _episode_row(i, 0, played)
     for name in sorted(c for c in columns if _is_checked_column(c)):
         if name not in expected:
+            if _same(row.get(name), None):  # (a column of other episodes: level_seed, level)
+                continue
             raise mismatch(f"the column {name!r} is not something the env reports")
         if not _same(row.get(name), expected[name]):
             raise mismatch(f"{name} is {row.get(name)!r}, the env gives {expected[name]!r}")
     for name in expected:
         if _is_checked_column(name) and name not in columns and name != "level_seed":
             raise mismatch(f"the column {name!r} is missing")
+
+
+# ------------------------------------------------------ levels given per episode (specs)
+# Audits that choose their levels (``audit(..., design="active")``) play each episode on a
+# given level: a reset seed, or a level spec of an env with editable levels. A spec is
+# recorded as its canonical JSON in the ``level`` column and re-created from there; as it
+# comes from a file when the dataset is loaded, it is validated before use.
+
+
+def _level_resets(
+    env: gym.Env, levels: Sequence[Any] | None, episodes: int
+) -> Callable[[int, int], tuple[int, dict[str, Any] | None]]:
+    """``(i, drawn reset seed) -> (reset seed, reset options)`` of episode ``i``."""
+    if levels is None:
+        return lambda i, seed: (seed, None)
+    if isinstance(levels, (str, bytes)) or not isinstance(levels, Sequence):
+        raise InvalidArgumentError(
+            f"levels must be a sequence of reset seeds or level specs, got {type(levels).__name__}"
+        )
+    items = list(levels)
+    if len(items) != episodes:
+        raise InvalidArgumentError(f"levels gives {len(items)} levels for {episodes} episodes")
+    parse = getattr(env.unwrapped, "parse_level", None)
+    resets: list[tuple[int | None, dict[str, Any] | None]] = []
+    for item in items:
+        if isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)):
+            resets.append((check_seed(int(item), "a level's reset seed"), None))
+        elif callable(parse):
+            resets.append((None, {"level": parse(item)}))
+        else:
+            raise EnvContractError(
+                f"{type(env.unwrapped).__name__} has no editable levels: levels may only be reset seeds"
+            )
+    return lambda i, seed: (seed if resets[i][0] is None else resets[i][0], resets[i][1])
+
+
+def _spec_of(env: gym.Env, info: Mapping[str, Any]) -> str:
+    """The canonical JSON of the level an episode was reset to from a spec."""
+    spec = info.get(_LEVEL)
+    if not isinstance(spec, str):
+        spec = env.unwrapped.level_spec().to_json()
+    return spec
+
+
+def _check_level_column(episodes: pd.DataFrame) -> None:
+    if _LEVEL not in episodes.columns:
+        return
+    for i, v in enumerate(episodes[_LEVEL].tolist()):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        if not isinstance(v, str) or len(v) > MAX_LEVEL_SPEC_CHARS:
+            raise DatasetError(
+                f"episode {i}: the level column must hold level specs as JSON strings of at "
+                f"most {MAX_LEVEL_SPEC_CHARS} characters"
+            )
+
+
+def _recorded_level(env: gym.Env, value: Any, i: int) -> Any:
+    """Episode ``i``'s recorded level spec parsed by ``env`` (None: no spec recorded)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if not isinstance(value, str) or len(value) > MAX_LEVEL_SPEC_CHARS:
+        raise CorruptDatasetError(f"episode {i}: the recorded level is not a level spec string")
+    doc = _parse_json(value.encode("utf-8"), f"episode {i}'s level spec")
+    if not isinstance(doc, dict):
+        raise CorruptDatasetError(f"episode {i}: the recorded level spec is not a JSON object")
+    parse = getattr(env.unwrapped, "parse_level", None)
+    if not callable(parse):
+        raise DatasetMismatchError(
+            f"episode {i} was played on a given level spec, but "
+            f"{type(env.unwrapped).__name__} has no editable levels"
+        )
+    try:
+        level = parse(doc)
+    except (BehavioralError, ValueError, TypeError, KeyError) as err:
+        raise DatasetMismatchError(
+            f"episode {i}: the recorded level spec is not a level of this env: {err}"
+        ) from None
+    if level.to_json() != value:
+        raise DatasetMismatchError(
+            f"episode {i}: the recorded level spec is not in the env's canonical form (edited?)"
+        )
+    return level
 
 
 def _check_trajectory(i: int, tr: Any, first: Any) -> None:
@@ -991,6 +1130,7 @@ def _check_episode_table(episodes: pd.DataFrame, trajs: tuple[Any, ...]) -> None
         if col not in episodes.columns:
             raise DatasetError(f"the episodes table has no {col!r} column")
     _check_return_columns(episodes)
+    _check_level_column(episodes)
     lengths = np.array([len(tr.acts) for tr in trajs], dtype=np.int64)
     if not np.array_equal(episodes["length"].to_numpy(), lengths):
         raise DatasetError("the episodes table's 'length' column differs from the trajectories")

@@ -169,3 +169,27 @@ def test_notebook_fragment_restyles_nothing_outside_it(audits: list, tmp_path: P
     assert with_fragment == bare
     assert own.split("|")[2] == "1px"  # the report's table is styled (a 1px border)
     assert bare["th"].split("|")[2] == "0px"  # the host's is not
+
+
+def test_active_audit_report_loads_in_chromium(tmp_path: Path) -> None:
+    """An active audit's report: its design section's figures load like every other."""
+    import behavioral
+    from behavioral.environments import make_env
+    from behavioral.policies import SoftOptimalPolicy
+
+    env = make_env("behavioral/RedDoors-v0", split="train", kwargs={"size": 5})
+    a = behavioral.audit(
+        SoftOptimalPolicy("red_door", beta=5.0), env, episodes=12, design="active", seed=0,
+        n_bootstrap=20, design_options={"pool": 16, "roots": 4, "search_children": 8},
+    )  # fmt: skip
+    html = (a.save(tmp_path / "r") / "report.html").read_text(encoding="utf-8")
+    assert "Levels chosen by the audit" in html
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    proc = chromium("--dump-dom", probe.as_uri(), user_dir=tmp_path / "profile")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    match = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.S)
+    assert match, proc.stdout[-2000:]
+    images = [x.split() for x in match.group(1).strip().splitlines() if x.startswith("img ")]
+    assert len(images) == html.count("<img ") >= 5
+    assert all(c == "1" and int(w) > 50 and int(h) > 50 for _, c, w, h in images)

@@ -7,13 +7,14 @@ import contextlib
 import inspect
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
+from behavioral.auditing.active import DESIGNS
 from behavioral.auditing.core import ObjectiveSpec, audit_demonstrations
-from behavioral.auditing.levels import audit_levels, is_state_function
+from behavioral.auditing.levels import audit_levels, is_state_function, merge_levels
 from behavioral.auditing.result import Audit
 from behavioral.checks import check_bool, check_choice, check_fraction, check_int, check_seed
 from behavioral.environments import make_env
@@ -24,7 +25,7 @@ from behavioral.errors import (
     InvalidRewardError,
 )
 from behavioral.policies import has_tabular_model
-from behavioral.tabular import TabularModel, content_digest
+from behavioral.tabular import TabularModel
 
 __all__ = ["audit", "merge_levels"]
 
@@ -50,6 +51,9 @@ def audit(
     method_kwargs: Mapping[str, Any] | None = None,
     replay: bool = True,
     policy_name: str | None = None,
+    design: str = "random",
+    levels: Any = None,
+    design_options: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> Audit:
     """Audit a policy (rolled out here) or a recorded trajectory dataset.
@@ -95,16 +99,32 @@ def audit(
             the dataset's recorded one, else the policy's own (``load_zoo`` and
             ``load_ppo`` name the models they return; planners are named by their spec,
             ``planner:red_door:5``), else one derived from its description.
+        design: ``"random"`` (default): ``episodes`` episodes on the env's own levels,
+            decided by :func:`~behavioral.auditing.decide`. ``"active"``: ``episodes`` is a
+            budget; the audit chooses each next batch of levels by the evidence it is
+            expected to add, and stops as soon as an anytime-valid test names a proxy or
+            the base objective (:mod:`behavioral.auditing.active`). ``"sequential"``: the
+            same test and stopping rule on levels drawn at random from ``levels``.
+        levels: where an active or sequential audit takes its levels: a callable ``rng ->
+            env`` (an env reset at a new level), the name of a split of ``env``'s own id
+            (its other kwargs kept), or a sequence of reset seeds. Default: the env's own
+            levels, edited by mutation search when the env has editable levels.
+        design_options: options of an active or sequential audit (a mapping of
+            :class:`~behavioral.auditing.active.ActiveConfig` fields, e.g.
+            ``{"alpha": 0.01, "batch": 2}``).
         **kwargs: passed to :func:`audit_demonstrations` (``confidence``,
             ``n_bootstrap``, ``l2``, ``min_explained``, ``significance``, ``lapse``, ...).
 
     Returns:
-        An :class:`Audit`.
+        An :class:`Audit` (with ``design`` and ``sequential`` for active and sequential
+        audits).
 
     Raises:
         InvalidArgumentError: an argument of the wrong type or outside its range, an
-            unknown keyword, no env for a policy; a state function that fails
-            (``StateFunctionError``) or on an env whose own model cannot restore states.
+            unknown keyword, no env for a policy, a ``levels`` source or
+            ``design_options`` that are not what ``design`` takes; a state function that
+            fails (``StateFunctionError``) or on an env whose own model cannot restore
+            states.
         EnvContractError: ``env`` is not a gymnasium env, or has no tabular model and
             none can be extracted (an ``ExtractionError`` says why: actions that are
             not ``Discrete``, random steps, too many states, ...).
@@ -126,6 +146,18 @@ def audit(
     )  # fmt: skip
     seed, episodes = check_seed(seed), check_int(episodes, "episodes", minimum=1)
     objectives = _checked_objectives(objectives)
+    if check_choice(design, "design", DESIGNS) != "random":
+        return _chosen_levels_audit(
+            behaviour, env, rollout_mod.Dataset, episodes=episodes, design=design,
+            levels=levels, design_options=design_options, seed=seed, objectives=objectives,
+            base=base, deterministic=deterministic, method=method, policy_name=policy_name,
+            options=options,
+        )  # fmt: skip
+    if levels is not None or design_options is not None:
+        raise InvalidArgumentError(
+            "levels= and design_options= are for audits that choose their levels "
+            "(design='active' or 'sequential'); a random audit plays the env's own levels"
+        )
     ss = np.random.SeedSequence(seed)
     irl_seed, boot_seed = (int(s.generate_state(1)[0]) for s in ss.spawn(2))
 
@@ -212,6 +244,41 @@ def audit(
     )
 
 
+def _chosen_levels_audit(
+    behaviour: Any, env: Any, dataset_type: type, *, episodes: int, design: str, levels: Any,
+    design_options: Any, seed: int, objectives: Any, base: str | None, deterministic: bool,
+    method: str, policy_name: str | None, options: Mapping[str, Any],
+) -> Audit:  # fmt: skip
+    """An active or sequential audit (:mod:`behavioral.auditing.active`), after checking
+    what only it takes."""
+    from behavioral.auditing.active import active_audit, active_config, check_levels_source
+
+    config = active_config(design_options)
+    check_levels_source(levels)
+    if isinstance(behaviour, (str, os.PathLike, dataset_type)):
+        raise InvalidArgumentError(
+            f"design={design!r} chooses the levels a policy is played on: it needs a policy, "
+            "not a recorded dataset"
+        )
+    if method != "maxent":
+        raise InvalidArgumentError(f"design={design!r} fits with method='maxent' only")
+    gym_env = _audited_env(env, None)
+    if not has_tabular_model(gym_env):
+        raise InvalidArgumentError(
+            f"design={design!r} scores candidate levels with the env's own tabular model; "
+            f"{_env_name(gym_env)}'s levels are extracted one at a time (Minigrid, other "
+            "discrete envs): audit it with design='random'"
+        )
+    meta = {"seed": seed, "method": method, "behavioral_version": _version()}
+    if policy_name is not None:
+        meta["policy_name"] = policy_name
+    return active_audit(
+        behaviour, gym_env, episodes=episodes, design=design, levels=levels, seed=seed,
+        objectives=objectives, base=base, deterministic=deterministic, config=config,
+        metadata=meta, engine_options=options,
+    )  # fmt: skip
+
+
 def _check_options(kwargs: Mapping[str, Any], **given: Any) -> dict[str, Any]:
     """Validate audit()'s own arguments and the keywords passed on to the core; return
     the latter."""
@@ -235,7 +302,8 @@ def _check_options(kwargs: Mapping[str, Any], **given: Any) -> dict[str, Any]:
     if unknown:
         raise InvalidArgumentError(
             f"audit() got unknown keyword arguments {unknown}; it takes episodes, method, "
-            "seed, objectives, base, deterministic, progress_bar, method_kwargs, replay and "
+            "seed, objectives, base, deterministic, progress_bar, method_kwargs, replay, "
+            "policy_name, design, levels, design_options and "
             f"{', '.join(allowed)}"
         )
     options = dict(kwargs)
@@ -406,51 +474,6 @@ def _require_tabular_model(env: Any) -> None:
             f"tabular_model(), a seals tabular env, or one extracted from its steps), and none "
             f"can be extracted: {err}"
         ) from None
-
-
-def _model_key(model: TabularModel) -> bytes:
-    """Digest of everything but the initial distribution (IRL uses the data's starts)."""
-    T = model.transitions
-    objectives = [x for name, arr in model.objectives.items() for x in (name, arr)]
-    return content_digest(
-        (model.n_states, model.n_actions, model.horizon, model.discount, model.feature_names),
-        T.indptr,
-        T.indices,
-        T.data,
-        model.features,
-        *objectives,
-    )
-
-
-def merge_levels(
-    per_episode: Sequence[TabularModel],
-) -> tuple[list[TabularModel], list[int]]:
-    """Distinct level models and, per episode, the index of its level.
-
-    Episodes whose models differ only in their initial state distribution (e.g. the same
-    house with another start cell) share a level: IRL and the likelihoods use each
-    episode's own start state, so nothing is lost and the levels are solved once.
-    """
-    by_id: dict[int, int] = {}
-    by_key: dict[bytes, int] = {}
-    # models that share their arrays (the same level, other starts) are hashed once
-    by_arrays: dict[tuple[int, ...], bytes] = {}
-    models: list[TabularModel] = []
-    levels: list[int] = []
-    for m in per_episode:
-        idx = by_id.get(id(m))
-        if idx is None:
-            shared = (id(m.transitions), id(m.features), id(m.objectives))
-            key = by_arrays.get(shared)
-            if key is None:
-                key = by_arrays[shared] = _model_key(m)
-            idx = by_key.get(key)
-            if idx is None:
-                idx = by_key[key] = len(models)
-                models.append(m)
-            by_id[id(m)] = idx
-        levels.append(idx)
-    return models, levels
 
 
 def _version() -> str:

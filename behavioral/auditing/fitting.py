@@ -303,6 +303,93 @@ class CandidateFitter:
         """The total log-likelihood of uniformly random actions."""
         return self._uniform("uniform", "null").total
 
+    # -- for anytime-valid tests (behavioral.auditing.active) -----------------------------
+    # A universal-inference e-value divides a predictable likelihood (a mixture over a
+    # class's members, :meth:`member_log_likelihoods`) by the rival class's *maximum*
+    # likelihood over all its members (:meth:`max_likelihood`): the true likelihood,
+    # lapse included, not the MaxEnt dual the lapse-free fits maximise (the two differ
+    # when the discount is below 1).
+
+    def member_log_likelihoods(
+        self,
+        rewards: Sequence[np.ndarray] | None,
+        members: Sequence[tuple[float, float, float, float]],
+    ) -> np.ndarray:
+        """(N, M) log-likelihood of each episode under each member of a class.
+
+        Args:
+            rewards: the class's objective, one array per level (None: the null model).
+            members: M tuples ``(beta, living_reward, discount, lapse)``: ``beta`` on the
+                rewards' own scale (ignored for the null model), ``living_reward`` per
+                step while the episode runs, ``discount`` in (0, 1], ``lapse`` in [0, 1).
+        """
+        A = self.stack.n_actions
+        cols = [[_as_state_action(alive, A)] for alive in self.alive]
+        if rewards is not None:
+            for c, r in zip(cols, rewards):
+                c.insert(0, _as_state_action(r, A))
+        feats = [np.stack(c, axis=-1) for c in cols]
+        names = ("objective", "alive") if rewards is not None else ("alive",)
+        out = np.empty((len(self.stack.demos), len(members)))
+        problems: dict[float, MaxEntObjective] = {}
+        for m, (beta, living, gamma, lapse) in enumerate(members):
+            gamma = float(gamma)
+            if gamma not in problems:
+                problems[gamma] = MaxEntObjective.from_stack(
+                    self.stack, feats, names, discount=gamma
+                )
+            theta = np.array([beta, living] if rewards is not None else [living], dtype=np.float64)
+            out[:, m] = problems[gamma].lapse_episode_log_likelihoods(theta, float(lapse))
+        return out
+
+    def max_likelihood(
+        self,
+        name: str,
+        role: str,
+        rewards: Sequence[np.ndarray] | None,
+        starts: Sequence[tuple[float, float, float, float]] = (),
+    ) -> CandidateFit:
+        """The class's maximum likelihood over its inverse temperature, living reward,
+        the discount grid and a lapse rate.
+
+        The likelihood with a lapse is not concave: the weights and lapse are fitted
+        (:func:`~behavioral.irl.maxent.fit_lapse`, the true likelihood) from each of
+        ``starts`` -- members ``(beta, living_reward, discount, lapse)`` as in
+        :meth:`member_log_likelihoods`, e.g. the best member of a grid at each discount
+        and the previous maximum -- and the best is returned. Without starts: :meth:`fit`
+        with ``lapse=True`` (a lapse-free fit and its lapse refinement at every discount).
+        """
+        feats, names, bounds, scale = self._columns(rewards, self.living)
+        if not names:
+            return self._uniform(name, role)
+        if not starts:
+            return self.fit(name, role, rewards, lapse=True)
+        problems: dict[float, MaxEntObjective] = {}
+        best: CandidateFit | None = None
+        for beta, living, gamma, lapse in starts:
+            gamma = float(gamma)
+            if gamma not in problems:
+                problems[gamma] = MaxEntObjective.from_stack(
+                    self.stack, feats, names, discount=gamma
+                )
+            theta0 = ([min(beta * scale, BETA_MAX)] if scale > 0.0 else []) + (
+                [float(np.clip(living, -BETA_MAX, BETA_MAX))] if self.living else []
+            )
+            th, rate, ll = fit_lapse(
+                problems[gamma],
+                np.array(theta0),
+                bounds=bounds,
+                start=min(max(float(lapse), 1e-3), 0.99),
+                gtol=GTOL,
+                ftol=FTOL,
+            )
+            if best is None or ll.sum() > best.total + 1e-9:
+                beta_fit = float(th[0]) / scale if scale > 0.0 else 0.0
+                alive = float(th[-1]) if self.living else 0.0
+                best = CandidateFit(name, role, beta_fit, alive, gamma, rate, ll)
+        assert best is not None
+        return best
+
     def likelihoods(self, rewards: Sequence[np.ndarray]) -> np.ndarray:
         """(N,) episode log-likelihoods of the soft-optimal policy of ``rewards`` as given
         (temperature 1, the models' discount, no nuisance): e.g. a recovered reward."""

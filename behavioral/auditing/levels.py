@@ -1,4 +1,5 @@
-"""The levels of an audit: each episode's model, re-created in the env, with the objectives
+"""The levels of an audit: episodes' level models merged into distinct levels
+(:func:`merge_levels`), each episode's model, re-created in the env, with the objectives
 that are state functions and -- for levels extracted from envs without a model of their
 own -- the MaxEnt features, evaluated on the env restored to every state.
 
@@ -48,7 +49,7 @@ from behavioral.errors import InvalidArgumentError
 from behavioral.extract import ExtractedLevel, StateFunction
 from behavioral.tabular import TabularModel, content_digest
 
-__all__ = ["AuditLevels", "audit_levels", "is_state_function"]
+__all__ = ["AuditLevels", "audit_levels", "is_state_function", "merge_levels"]
 
 
 Merge = Callable[[Sequence[TabularModel]], tuple[list[TabularModel], list[int]]]
@@ -244,3 +245,48 @@ def audit_levels(
         for name in state_functions
     }
     return AuditLevels(models, levels, rewards)
+
+
+def _model_key(model: TabularModel) -> bytes:
+    """Digest of everything but the initial distribution (IRL uses the data's starts)."""
+    T = model.transitions
+    objectives = [x for name, arr in model.objectives.items() for x in (name, arr)]
+    return content_digest(
+        (model.n_states, model.n_actions, model.horizon, model.discount, model.feature_names),
+        T.indptr,
+        T.indices,
+        T.data,
+        model.features,
+        *objectives,
+    )
+
+
+def merge_levels(
+    per_episode: Sequence[TabularModel],
+) -> tuple[list[TabularModel], list[int]]:
+    """Distinct level models and, per episode, the index of its level.
+
+    Episodes whose models differ only in their initial state distribution (e.g. the same
+    house with another start cell) share a level: IRL and the likelihoods use each
+    episode's own start state, so nothing is lost and the levels are solved once.
+    """
+    by_id: dict[int, int] = {}
+    by_key: dict[bytes, int] = {}
+    # models that share their arrays (the same level, other starts) are hashed once
+    by_arrays: dict[tuple[int, ...], bytes] = {}
+    models: list[TabularModel] = []
+    levels: list[int] = []
+    for m in per_episode:
+        idx = by_id.get(id(m))
+        if idx is None:
+            shared = (id(m.transitions), id(m.features), id(m.objectives))
+            key = by_arrays.get(shared)
+            if key is None:
+                key = by_arrays[shared] = _model_key(m)
+            idx = by_key.get(key)
+            if idx is None:
+                idx = by_key[key] = len(models)
+                models.append(m)
+            by_id[id(m)] = idx
+        levels.append(idx)
+    return models, levels

@@ -15,6 +15,7 @@ import pandas as pd
 
 from behavioral import compare, files
 from behavioral.auditing.decision import DecisionConfig, Evidence, Verdict
+from behavioral.auditing.sequential import SequentialTest
 from behavioral.irl.maxent import Demonstration, RecoveredReward
 from behavioral.tabular import TabularModel
 
@@ -47,7 +48,15 @@ class Audit:
             lapse and the lapse's gain when ``"auto"`` tried it, bootstrap resamples, L2).
         metadata: library version, env id and kwargs, split, seed, method, ...
         episodes: per-episode table of the dataset when the audit rolled out or loaded
-            one (returns, outcomes), else None.
+            one (returns, outcomes), else None. Audits that choose their levels add where
+            each episode's level came from (``key``, ``origin``, ``distance`` from the
+            training distribution), the evidence it was expected to add (``expected``) and
+            the log e-values after its batch (``log_e[a>b]``).
+        design: audits that choose their levels (``design="active"`` or
+            ``"sequential"``): the scored candidate levels, one row each
+            (:func:`behavioral.design.design_table`), else None.
+        sequential: the record of their anytime-valid test
+            (:class:`~behavioral.auditing.sequential.SequentialTest`), else None.
     """
 
     verdict: str
@@ -67,6 +76,8 @@ class Audit:
     fit_options: Mapping[str, Any]
     metadata: Mapping[str, Any]
     episodes: pd.DataFrame | None = None
+    design: pd.DataFrame | None = None
+    sequential: SequentialTest | None = None
 
     @property
     def explained(self) -> bool:
@@ -123,6 +134,10 @@ class Audit:
             "n_episodes": len(self.demonstrations),
             "n_levels": len(self.levels),
             "metadata": files.jsonable(dict(self.metadata)),
+            "sequential": None
+            if self.sequential is None
+            else files.jsonable(self.sequential.summary()),
+            "design": None if self.design is None else _design_summary(self.design),
         }
 
     def save(self, directory: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
@@ -163,10 +178,26 @@ class Audit:
 
     def __repr__(self) -> str:
         extra = f", proxy={self.proxy!r}" if self.proxy else ""
+        if self.sequential is not None:
+            extra += f", design={self.sequential.design!r}"
         return (
             f"Audit(verdict={self.verdict!r}{extra}, base={self.base!r}, "
             f"episodes={len(self.demonstrations)}, levels={len(self.levels)})"
         )
+
+
+#: Columns of the design table kept in ``summary.json`` (for the levels played).
+_DESIGN_COLUMNS = ("key", "origin", "distance", "violations", "expected", "episodes")
+
+
+def _design_summary(design: pd.DataFrame) -> dict[str, Any]:
+    """The candidate levels' count and the played ones' rows (``summary.json``)."""
+    played = design[design["episodes"] > 0] if "episodes" in design else design.iloc[:0]
+    cols = [c for c in _DESIGN_COLUMNS if c in played.columns]
+    return {
+        "candidates": len(design),
+        "played": files.jsonable(json.loads(played[cols].reset_index().to_json(orient="records"))),
+    }
 
 
 def _decision_dict(v: Verdict) -> dict[str, Any]:

@@ -30,6 +30,8 @@ def _not_with_dataset(args: argparse.Namespace) -> None:
             ("--episodes", args.episodes),
             ("--deterministic", args.deterministic or None),
             ("--trust-policy-file", args.trust_policy_file or None),
+            ("--design", getattr(args, "design", None)),
+            ("--levels", getattr(args, "levels", None)),
         )
         if value is not None
     ]
@@ -45,6 +47,27 @@ def _only_with_dataset(args: argparse.Namespace) -> None:
 
     if args.no_replay or args.max_dataset_bytes != MAX_DATASET_BYTES:
         raise CLIError("--no-replay and --max-dataset-bytes apply only with --dataset")
+
+
+def _design_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``design=`` and ``levels=`` of ``behavioral audit`` (``--levels``: a split name or
+    comma-separated reset seeds)."""
+    if args.design in (None, "random"):
+        if args.levels is not None:
+            raise CLIError("--levels applies only with --design active or sequential")
+        return {}
+    out: dict[str, Any] = {"design": args.design}
+    if args.levels is not None:
+        parts = [x.strip() for x in args.levels.split(",")]
+        if all(x.isdigit() for x in parts):
+            out["levels"] = [int(x) for x in parts]
+        elif len(parts) == 1:
+            out["levels"] = parts[0]
+        else:
+            raise CLIError(
+                f"--levels must be a split name or comma-separated seeds, got {args.levels!r}"
+            )
+    return out
 
 
 def _check_trust(spec: PolicySpec, args: argparse.Namespace) -> None:
@@ -91,6 +114,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         raise CLIError("pass --policy (zoo:NAME, planner:OBJECTIVE, random or a .zip) or --dataset")
     else:
         _only_with_dataset(args)
+        kwargs.update(_design_options(args))
     with files.reserve(args.out, overwrite=args.force, expect=files.REPORT_FILES) as out:
         if args.dataset is not None:
             dataset = _load_dataset(args.dataset, args)
@@ -114,6 +138,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     proxy = f" ({result.proxy})" if result.proxy else ""
     print(f"verdict: {result.verdict}{proxy}")
     print(f"reason: {result.reason}")
+    if result.sequential is not None:
+        s = result.sequential
+        print(f"episodes: {s.n_episodes} of at most {s.budget} ({s.design} design)")
     print(f"report: {Path(args.out) / 'report.html'}")
     return 0
 

@@ -258,6 +258,23 @@ def _add_audit(sub: Any) -> None:
         default="maxent",
         help="IRL method (default: %(default)s)",
     )
+    p.add_argument(
+        "--design",
+        choices=("random", "sequential", "active"),
+        default=None,
+        help="random (default): --episodes episodes on the env's own levels; active: "
+        "--episodes is a budget, levels are chosen by the evidence they are expected to add "
+        "and the audit stops when an anytime-valid test decides; sequential: the same test "
+        "on random levels of --levels",
+    )
+    p.add_argument(
+        "--levels",
+        default=None,
+        metavar="SOURCE",
+        help="where an active or sequential audit takes its levels: a split of the env "
+        "(e.g. deploy) or comma-separated reset seeds (default: the env's own levels, "
+        "edited by mutation search when the env has editable levels)",
+    )
     p.add_argument("--fast", action="store_true", help="fewer bootstrap samples")
     p.add_argument(
         "--objective",

@@ -8,8 +8,9 @@ maps; :func:`comparison_figure` puts one policy's audits on several splits side 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,7 +37,10 @@ from behavioral.report.levels import (
 from behavioral.report.plots import (
     DPI,
     plot_candidates,
+    plot_evidence,
+    plot_expected_evidence,
     plot_feature_profiles,
+    plot_frame,
     plot_heatmap,
     plot_level,
     plot_outcomes,
@@ -52,6 +56,8 @@ __all__ = [
     "MAX_PATHS",
     "audit_figures",
     "comparison_figure",
+    "design_figures",
+    "env_frame",
     "level_figure",
     "level_frame",
     "levels_to_show",
@@ -69,11 +75,12 @@ def level_frame(audit: Audit, level: int) -> np.ndarray | None:
     """The env's ``rgb_array`` frame at the start of the first episode on ``level``.
 
     The env is re-made from the audit's env id and kwargs and reset with the episode's
-    recorded ``reset_seed``. Only ids already in gymnasium's registry are made (an id
-    such as ``some.module:Env-v0``, read from a file, would make gymnasium import that
-    module). None when that is not possible (no env id or seed, an env without
-    ``rgb_array`` rendering, or a render that fails). Minigrid envs are drawn by
-    Minigrid's own renderer, without the shading of the agent's view.
+    recorded ``reset_seed`` (and its recorded level spec, for levels an active audit
+    played). Only ids already in gymnasium's registry are made (an id such as
+    ``some.module:Env-v0``, read from a file, would make gymnasium import that module).
+    None when that is not possible (no env id or seed, an env without ``rgb_array``
+    rendering, or a render that fails). Minigrid envs are drawn by Minigrid's own
+    renderer, without the shading of the agent's view.
     """
     return _rendered_level(audit, level)[0]
 
@@ -93,19 +100,61 @@ def _grid_of(env: Any) -> tuple[int, int] | None:
 
 def _rendered_level(audit: Audit, level: int) -> tuple[np.ndarray | None, tuple[int, int] | None]:
     """:func:`level_frame` and the (rows, cols) of the grid the frame covers, if known."""
-    import gymnasium as gym
-
     run = views.run_view(audit)
     first = next((i for i, d in enumerate(audit.demonstrations) if d.level == level), None)
-    seed = views.reset_seed(audit, first) if first is not None else None
-    if not run.env_id or seed is None or gym.registry.get(run.env_id) is None:
+    if first is None:
         return None, None
+    return _frame_and_grid(
+        run.env_id,
+        run.env_kwargs,
+        seed=views.reset_seed(audit, first),
+        spec=views.level_spec(audit, first),
+    )
+
+
+#: The longest level spec rendered (canonical JSON).
+_MAX_SPEC_CHARS = 1 << 16
+
+
+def env_frame(
+    env_id: str | None,
+    env_kwargs: Mapping[str, Any],
+    *,
+    seed: int | None = None,
+    spec: str | None = None,
+    split: str | None = None,
+) -> np.ndarray | None:
+    """The first frame of a level: the env ``env_id`` (with ``env_kwargs``, and ``split``
+    if given) reset with ``seed``, or at the level spec ``spec`` (canonical JSON, parsed
+    and validated by the env's ``parse_level``). None when it cannot be rendered."""
+    return _frame_and_grid(env_id, env_kwargs, seed=seed, spec=spec, split=split)[0]
+
+
+def _frame_and_grid(
+    env_id: str | None,
+    env_kwargs: Mapping[str, Any],
+    *,
+    seed: int | None = None,
+    spec: str | None = None,
+    split: str | None = None,
+) -> tuple[np.ndarray | None, tuple[int, int] | None]:
+    """:func:`env_frame` and the (rows, cols) of the Minigrid grid it covers, if any."""
+    import gymnasium as gym
+
+    if not env_id or gym.registry.get(env_id) is None or (seed is None and spec is None):
+        return None, None
+    if spec is not None and len(spec) > _MAX_SPEC_CHARS:
+        return None, None
+    kwargs = {**dict(env_kwargs), **({"split": split} if split else {})}
     try:
-        env = gym.make(run.env_id, render_mode="rgb_array", **dict(run.env_kwargs))
+        env = gym.make(env_id, render_mode="rgb_array", **kwargs)
     except Exception:  # the report must not fail because the env cannot be re-made
         return None, None
     try:
-        env.reset(seed=seed)
+        options = None
+        if spec is not None:
+            options = {"level": env.unwrapped.parse_level(json.loads(spec))}
+        env.reset(seed=seed, options=options)
         shape = _grid_of(env)
         if shape is not None:
             env.unwrapped.highlight = False  # Minigrid shades the agent's view by default
@@ -211,7 +260,7 @@ def level_figure(audit: Audit, level: int) -> tuple[Figure, str]:
     demos = [d for d in audit.demonstrations if d.level == level]
     drawn = min(len(demos), MAX_PATHS)
     count = episodes_text(len(demos), len(audit.demonstrations), drawn)
-    names = env_display_names(run.env_id, run.split)
+    names = env_display_names(run.env_id, run.label_split)
     marks = landmarks(model, layout, names)
     walls = None if layout.synthetic else layout.walls()
     maps = _reward_maps(audit, level, layout)
@@ -267,7 +316,7 @@ def level_figure(audit: Audit, level: int) -> tuple[Figure, str]:
 
 def _outcome_figure(audit: Audit) -> Figure | None:
     run = views.run_view(audit)
-    names = env_display_names(run.env_id, run.split)
+    names = env_display_names(run.env_id, run.label_split)
     # every end the env declares for its main outcome, even one no episode reached
     declared = [k.split("=", 1)[1] for k in names if k.startswith(views.OUTCOME + "=")]
     rows = views.outcome_views(
@@ -319,6 +368,75 @@ def _weights_figure(audit: Audit, confidence: float) -> tuple[Figure, str] | Non
     return None
 
 
+def _card_note(lv: views.DesignLevel) -> str:
+    far = "distance unknown" if lv.distance is None else f"{lv.distance:g} edit(s) from training"
+    played = f"{lv.episodes} episode(s)" if lv.episodes else "not played"
+    return f"{lv.expected:.3g} nats/episode; {played}\n{far}"
+
+
+def _levels_figure(audit: Audit, design: views.DesignView) -> Figure:
+    run = views.run_view(audit)
+    rows = [("chosen", design.chosen), ("random from the source", design.random)]
+    ncols = max(1, len(design.chosen), len(design.random))
+    fig = Figure(figsize=(2.7 * ncols, 7.0), dpi=DPI)
+    axes = fig.subplots(2, ncols, squeeze=False)
+    for r, (what, levels) in enumerate(rows):
+        for c in range(ncols):
+            ax = axes[r, c]
+            if c >= len(levels):
+                ax.axis("off")
+                continue
+            lv = levels[c]
+            frame = env_frame(
+                run.env_id, run.env_kwargs, seed=lv.reset_seed, spec=lv.spec, split=lv.split
+            )
+            plot_frame(frame, title=f"{what} ({lv.origin})", note=_card_note(lv), ax=ax)
+    fig.suptitle(
+        f"{run.policy_name}: levels chosen by expected evidence, and random levels of its source",
+        fontsize=9,
+    )
+    fig.tight_layout(h_pad=2.5)
+    return fig
+
+
+def design_figures(audit: Audit) -> tuple[dict[str, Figure], dict[str, str]]:
+    """The figures of an audit that chose its levels (empty for others): the evidence
+    accumulated against episodes beside the evidence expected on random levels of the same
+    source, and the chosen levels rendered beside random ones with their expected evidence."""
+    design = views.design_view(audit)
+    if design is None:
+        return {}, {}
+    fig = Figure(figsize=(12.0, 3.8), dpi=DPI)
+    left, right = fig.subplots(1, 2)
+    plot_evidence(
+        design.episodes, design.log_e, design.tests, design.threshold,
+        highlight=design.deciding, ax=left,
+    )  # fmt: skip
+    plot_expected_evidence(
+        design.episodes, design.expected_chosen, design.expected_source, ax=right
+    )
+    fig.tight_layout()
+    figs = {"design_evidence.png": fig, "design_levels.png": _levels_figure(audit, design)}
+    captions = {
+        "design_evidence.png": (
+            "Left: each anytime-valid test's log e-value after each batch of episodes (a "
+            f"test rejects when it reaches log(K/alpha) = {design.threshold:.3g}; bold: the "
+            "tests the verdict turned on). Right: the evidence the audit expected to gather on "
+            "the levels it chose, against the same number of episodes on random levels of "
+            "its source, under the fits of each batch (KL divergence between the candidates' "
+            "trajectory distributions, nats per episode)."
+        ),
+        "design_levels.png": (
+            "Top: the levels the audit played most (start of an episode), with the evidence "
+            "one episode there was expected to add when the last batch was chosen, the "
+            "episodes spent "
+            "there and the edits that separate it from the training distribution. Bottom: "
+            "levels of the source as a random design would draw them, scored alike."
+        ),
+    }
+    return figs, captions
+
+
 def audit_figures(audit: Audit, *, max_levels: int = 3) -> tuple[dict[str, Figure], dict[str, str]]:
     """Every figure of an audit's report.
 
@@ -367,6 +485,9 @@ def audit_figures(audit: Audit, *, max_levels: int = 3) -> tuple[dict[str, Figur
             "reports at the end of an episode, and the share of episodes ending each way; "
             "mean per episode with normal 95% intervals. Rows of one panel share its scale."
         )
+    design_figs, design_captions = design_figures(audit)
+    figs.update(design_figs)
+    captions.update(design_captions)
     for lvl in levels_to_show(audit, max_levels):
         name = f"level{lvl}.png"
         figs[name], count = level_figure(audit, lvl)

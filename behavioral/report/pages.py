@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -243,6 +244,39 @@ def _details(audit: Audit) -> list[tuple[str, str]]:
     return out
 
 
+def _design_text(d: views.DesignView) -> str:
+    how = (
+        "chose each batch of levels by the evidence one episode there was expected to add"
+        if d.design == "active"
+        else "drew each batch of levels at random"
+    )
+    end = (
+        "stopped as soon as a test was decisive"
+        if d.stopped == "decisive"
+        else f"spent its budget of {d.budget} episodes without a decisive test"
+    )
+    return (
+        f"This audit {how}, among {d.n_candidates} candidate levels from {d.source}, and "
+        f"{end}: {d.reason}. Each test rejects at e-value {fmt_num(math.exp(d.threshold))} "
+        f"(alpha = {d.alpha:g}, Bonferroni over the proxies), whatever the levels and the "
+        "stopping time."
+    )
+
+
+def _design_rows(d: views.DesignView) -> tuple[list[str], list[list[str]]]:
+    head = ["", "origin", "edits from training", "expected evidence (nats/episode)", "episodes"]
+    rows = []
+    for what, levels in (("chosen", d.chosen), ("random", d.random)):
+        for lv in levels:
+            far = "unknown" if lv.distance is None else f"{lv.distance:g}"
+            rows.append([what, lv.origin, far, fmt_num(lv.expected), str(lv.episodes)])
+    return head, rows
+
+
+def _is_design_figure(name: str) -> bool:
+    return name.startswith("design_")
+
+
 # ----------------------------------------------------------------------------- one audit
 
 
@@ -267,9 +301,17 @@ def _body(
             "<p><b>Read with care.</b></p>"
             '<ul class="unusual">' + "".join(f"<li>{esc(n)}</li>" for n in unusual) + "</ul>"
         )
+    design = views.design_view(audit)
+    if design is not None:
+        parts += ["<h2>Levels chosen by the audit</h2>", f"<p>{esc(_design_text(design))}</p>"]
+        parts.append(_html_table(*_design_rows(design)))
+        for fname, data in images.items():
+            if _is_design_figure(fname):
+                parts.append(_figure(data, f"{name}: {fname}", captions.get(fname, "")))
     parts.append("<h2>Figures</h2>")
     for fname, data in images.items():
-        parts.append(_figure(data, f"{name}: {fname}", captions.get(fname, "")))
+        if not _is_design_figure(fname):
+            parts.append(_figure(data, f"{name}: {fname}", captions.get(fname, "")))
     parts += ["<h2>Details</h2>", _rows_table(_details(audit))]
     return "\n".join(parts)
 
@@ -318,9 +360,17 @@ def report_markdown(audit: Audit, figure_names: Sequence[str], captions: Mapping
     lines += [f"- **{md(term)}**: {md(text)}" for term, text in notes] + [""]
     if unusual:
         lines += ["**Read with care.**", "", *(f"- {md(n)}" for n in unusual), ""]
+    design = views.design_view(audit)
+    if design is not None:
+        lines += ["## Levels chosen by the audit", "", md(_design_text(design)), ""]
+        lines += [*_md_table(*_design_rows(design)), ""]
+        for name in figure_names:
+            if _is_design_figure(name):
+                lines += [f"![{name}]({name})", "", md(captions.get(name, "")), ""]
     lines += ["## Figures", ""]
     for name in figure_names:
-        lines += [f"![{name}]({name})", "", md(captions.get(name, "")), ""]
+        if not _is_design_figure(name):
+            lines += [f"![{name}]({name})", "", md(captions.get(name, "")), ""]
     lines += ["## Details", ""]
     lines += [f"- **{md(k)}**: {md(v)}" for k, v in _details(audit)]
     return "\n".join(lines) + "\n"

@@ -27,7 +27,10 @@ __all__ = [
     "NO_VALUE_COLOR",
     "WALL_COLOR",
     "plot_candidates",
+    "plot_evidence",
+    "plot_expected_evidence",
     "plot_feature_profiles",
+    "plot_frame",
     "plot_heatmap",
     "plot_level",
     "plot_outcomes",
@@ -588,4 +591,117 @@ def plot_split_comparison(
             if drawn == 0.0:  # every bar is 0: a unit axis, not a 0.05 one
                 a.set_ylim(-0.15, 1.0)
         fig.tight_layout()
+    return fig
+
+
+def plot_evidence(
+    episodes: np.ndarray,
+    log_e: np.ndarray,
+    labels: Sequence[str],
+    threshold: float,
+    *,
+    highlight: Sequence[str] = (),
+    ax: Any = None,
+) -> Figure:
+    """Anytime-valid evidence against episodes: each test's log e-value after each batch,
+    and the threshold a test must reach.
+
+    Args:
+        episodes: (B,) episodes spent after each batch.
+        log_e: (B, T) log e-values of the T tests then.
+        labels: T test labels (``"red_door>exit"``: red door explains better than exit).
+        threshold: the log e-value at which a test rejects.
+        highlight: labels drawn bold (the tests the verdict turned on).
+        ax: axes to draw on.
+    """
+    fig, ax = _axes(ax, (6.0, 3.6))
+    x = np.concatenate([[0], np.asarray(episodes, dtype=np.float64)])
+    palette = sns.color_palette("tab10", max(len(labels), 1))
+    with matplotlib.rc_context(_RC):
+        for j, name in enumerate(labels):
+            y = np.concatenate([[0.0], np.asarray(log_e)[:, j]])
+            bold = name in highlight
+            ax.plot(
+                x, y, marker="o", ms=3.5 if bold else 2.5, lw=2.2 if bold else 1.0,
+                alpha=1.0 if bold else 0.6, color=palette[j % len(palette)],
+                label=name.replace(">", " > "),
+            )  # fmt: skip
+        ax.axhline(threshold, color="black", ls="--", lw=1)
+        ax.text(
+            x[-1],
+            threshold,
+            f" reject: log e = {fmt_num(threshold)}",
+            va="bottom",
+            ha="right",
+            fontsize=7,
+        )
+        ax.axhline(0.0, color="#999999", lw=0.6)
+        ax.set_xlabel("episodes", fontsize=8)
+        ax.set_ylabel("log e-value (nats)", fontsize=8)
+        ax.set_title("evidence accumulated (anytime-valid)", fontsize=9)
+        ax.legend(fontsize=7, frameon=False, loc="best")
+        ax.tick_params(labelsize=7)
+    return fig
+
+
+def plot_expected_evidence(
+    episodes: np.ndarray,
+    chosen: np.ndarray,
+    source: np.ndarray,
+    *,
+    source_label: str = "random levels of the source",
+    ax: Any = None,
+) -> Figure:
+    """The evidence the audit expected to gather: cumulative expected log-likelihood ratio
+    of the levels it played, against the same number of random levels of its source, both
+    under the fits of each batch.
+
+    Args:
+        episodes: (B,) episodes after each batch.
+        chosen: (B,) mean expected evidence per episode of the levels each batch played.
+        source: (B,) the same for random levels of the source.
+        source_label: the legend's name for ``source``.
+        ax: axes to draw on.
+    """
+    fig, ax = _axes(ax, (6.0, 3.6))
+    ep = np.asarray(episodes, dtype=np.float64)
+    sizes = np.diff(np.concatenate([[0.0], ep]))
+    x = np.concatenate([[0.0], ep])
+    with matplotlib.rc_context(_RC):
+        for values, label, color in (
+            (chosen, "levels chosen by the audit", "#1a7f37"),
+            (source, source_label, "#8250df"),
+        ):
+            y = np.concatenate([[0.0], np.cumsum(sizes * np.asarray(values, dtype=np.float64))])
+            ax.plot(x, y, marker="o", ms=3, lw=1.8, color=color, label=label)
+        ax.set_xlabel("episodes", fontsize=8)
+        ax.set_ylabel("expected evidence, cumulative (nats)", fontsize=8)
+        ax.set_title("expected evidence: chosen vs random levels", fontsize=9)
+        ax.legend(fontsize=7, frameon=False, loc="upper left")
+        ax.tick_params(labelsize=7)
+    return fig
+
+
+def plot_frame(
+    frame: np.ndarray | None, *, title: str = "", note: str = "", ax: Any = None
+) -> Figure:
+    """A rendered level as it is (or a blank panel saying it could not be rendered).
+
+    Args:
+        frame: (H, W, 3|4) image, or None.
+        title: axes title; note: text under the image.
+        ax: axes to draw on.
+    """
+    fig, ax = _axes(ax, (2.8, 3.0))
+    with matplotlib.rc_context(_RC):
+        if frame is None:
+            ax.text(
+                0.5, 0.5, "(not rendered)", ha="center", va="center", fontsize=8, color="#57606a"
+            )
+        else:
+            ax.imshow(frame, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel(note, fontsize=7)
     return fig

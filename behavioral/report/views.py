@@ -10,6 +10,8 @@ representation changes, this is the one module to adapt.
 * :func:`evidence_view` -- the tests behind the verdict (null model, recovered reward).
 * :func:`coverage_view` -- the transitions EPIC compared rewards on.
 * :func:`outcome_views` -- what the episodes achieved (returns and the env's outcomes).
+* :func:`design_view` -- an active audit's chosen levels, the random levels of the same
+  source, and its e-values against episodes.
 """
 
 from __future__ import annotations
@@ -29,12 +31,16 @@ if TYPE_CHECKING:
 __all__ = [
     "CandidateView",
     "CoverageView",
+    "DesignLevel",
+    "DesignView",
     "EvidenceView",
     "OutcomeView",
     "RunView",
     "candidate_views",
     "coverage_view",
+    "design_view",
     "evidence_view",
+    "level_spec",
     "outcome_views",
     "policy_name",
     "policy_slug",
@@ -62,6 +68,10 @@ class RunView:
         version: the library version that ran the audit, or None.
         n_episodes: episodes in the audit.
         n_levels: distinct levels.
+        label_split: the split whose words describe the levels played (the env's names
+            for outcomes and doors): ``split``, or the split an active audit drew its
+            levels from; None when they came from elsewhere (edited or generated levels:
+            on an edited RedDoors ``train`` level the red door is no longer the exit).
     """
 
     policy_name: str
@@ -74,6 +84,7 @@ class RunView:
     version: str | None
     n_episodes: int
     n_levels: int
+    label_split: str | None = None
 
     @property
     def env_name(self) -> str:
@@ -107,7 +118,21 @@ def run_view(audit: Audit) -> RunView:
         version=_text(m.get("behavioral_version")),
         n_episodes=len(audit.demonstrations),
         n_levels=len(audit.levels),
+        label_split=_label_split(audit, _text(m.get("split"))),
     )
+
+
+def _label_split(audit: Audit, split: str | None) -> str | None:
+    """The split whose words fit the levels played (see :class:`RunView`)."""
+    eps = audit.episodes
+    if audit.sequential is None or eps is None or "origin" not in eps.columns:
+        return split
+    origins = set(eps["origin"].astype(str))
+    if origins == {"seeds"}:
+        return split
+    if len(origins) == 1 and next(iter(origins)).startswith("split:"):
+        return next(iter(origins)).split(":", 1)[1]
+    return None
 
 
 # Descriptions written by behavioral.policies: the planners' reprs and SB3's
@@ -353,6 +378,150 @@ def reset_seed(audit: Audit, episode: int) -> int | None:
         return None
     value = eps["reset_seed"].tolist()[episode]
     return int(value) if isinstance(value, (int, np.integer)) else None
+
+
+def level_spec(audit: Audit, episode: int) -> str | None:
+    """The recorded level spec (canonical JSON) episode ``episode`` was played on, or None
+    (levels drawn from their reset seed)."""
+    eps = audit.episodes
+    if eps is None or "level" not in eps.columns or not 0 <= episode < len(eps):
+        return None
+    value = eps["level"].tolist()[episode]
+    return value if isinstance(value, str) else None
+
+
+# ----------------------------------------------------------------------------- active design
+
+
+@dataclasses.dataclass(frozen=True)
+class DesignLevel:
+    """A candidate level of an active audit, as the report shows it.
+
+    Attributes:
+        key: its identity (an editable env's level spec as canonical JSON).
+        spec: the level spec to re-create it from (canonical JSON), or None.
+        reset_seed: the reset seed that re-creates it (levels drawn by seed), or None.
+        split: the split whose env draws it from ``reset_seed`` (``split:<name>`` sources).
+        origin: ``generator``, ``split:<name>``, ``seeds`` or ``mutation``.
+        distance: edits from the training distribution (None: unknown).
+        expected: expected evidence of one episode there (nats, under the final fits).
+        episodes: episodes the audit played there.
+        model: index of its model in ``audit.levels`` when played, else None.
+    """
+
+    key: str
+    spec: str | None
+    reset_seed: int | None
+    split: str | None
+    origin: str
+    distance: float | None
+    expected: float
+    episodes: int
+    model: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class DesignView:
+    """An active (or sequential) audit's design and its anytime-valid test.
+
+    Attributes:
+        design: ``"active"`` or ``"sequential"``.
+        source: where the candidate levels came from, in words.
+        n_candidates: candidate levels scored.
+        alpha, threshold: the test's level and the log e-value a test had to reach.
+        tests: the tests' labels (``"a>b"``); ``deciding``: those the verdict rule reads
+            for the named objective (the proxy's, or the base objective's).
+        episodes: (B,) episodes after each batch; log_e: (B, T) log e-values then.
+        expected_chosen, expected_source: (B,) expected evidence per episode of the
+            levels played and of random levels of the source, under the fits of the time.
+        chosen: the levels played, most episodes first; ``random``: levels of the source
+            (as a random design would draw them), for comparison.
+        decisive, stopped, budget, reason: how the test ended.
+    """
+
+    design: str
+    source: str
+    n_candidates: int
+    alpha: float
+    threshold: float
+    tests: tuple[str, ...]
+    deciding: tuple[str, ...]
+    episodes: np.ndarray
+    log_e: np.ndarray
+    expected_chosen: np.ndarray
+    expected_source: np.ndarray
+    chosen: tuple[DesignLevel, ...]
+    random: tuple[DesignLevel, ...]
+    decisive: bool
+    stopped: str
+    budget: int
+    reason: str
+
+
+def _design_level(row: pd.Series, key_to_model: Mapping[str, int]) -> DesignLevel:
+    key = str(row["key"])
+    origin = str(row["origin"])
+    seed = row.get("reset_seed")
+    distance = row.get("distance")
+    return DesignLevel(
+        key=key,
+        spec=key if key.startswith("{") else None,
+        reset_seed=int(seed) if isinstance(seed, (int, np.integer)) or (
+            isinstance(seed, float) and math.isfinite(seed)
+        ) else None,
+        split=origin.split(":", 1)[1] if origin.startswith("split:") else None,
+        origin=origin,
+        distance=float(distance) if distance is not None and np.isfinite(distance) else None,
+        expected=float(row["expected"]),
+        episodes=int(row["episodes"]),
+        model=key_to_model.get(key),
+    )  # fmt: skip
+
+
+def _deciding(tests: Sequence[str], base: str, proxy: str | None) -> tuple[str, ...]:
+    if proxy is not None:
+        return tuple(t for t in tests if t.startswith(f"{proxy}>"))
+    return tuple(t for t in tests if t.startswith(f"{base}>"))
+
+
+def design_view(audit: Audit, *, max_levels: int = 4) -> DesignView | None:
+    """The :class:`DesignView` of an audit that chose its levels (None for others).
+
+    ``chosen`` holds up to ``max_levels`` levels played (most episodes first), ``random``
+    up to ``max_levels`` levels of the source itself (not mutated), in the order the
+    source drew them.
+    """
+    seq, table = audit.sequential, audit.design
+    if seq is None or table is None or not len(table):
+        return None
+    key_to_model: dict[str, int] = {}
+    eps = audit.episodes
+    if eps is not None and "key" in eps.columns:
+        for key, demo in zip(eps["key"].tolist(), audit.demonstrations, strict=False):
+            key_to_model.setdefault(str(key), int(demo.level))
+    played = table[table["episodes"] > 0].sort_values(
+        ["episodes", "expected"], ascending=False, kind="stable"
+    )
+    source = table[table["origin"] != "mutation"]
+    return DesignView(
+        design=seq.design,
+        source=_text(audit.metadata.get("level_source")) or "the env's levels",
+        n_candidates=len(table),
+        alpha=seq.alpha,
+        threshold=seq.threshold,
+        tests=tuple(seq.tests),
+        deciding=_deciding(seq.tests, audit.base, seq.proxy),
+        episodes=np.asarray(seq.episodes),
+        log_e=np.asarray(seq.log_e),
+        expected_chosen=np.asarray(seq.expected_chosen),
+        expected_source=np.asarray(seq.expected_source),
+        chosen=tuple(_design_level(r, key_to_model) for _, r in played.head(max_levels).iterrows()),
+        random=tuple(_design_level(r, key_to_model) for _, r in source.head(max_levels).iterrows()),
+        decisive=seq.decisive,
+        stopped=seq.stopped,
+        budget=seq.budget,
+        reason=seq.reason,
+    )
 
 
 # ----------------------------------------------------------------------------- outcomes
