@@ -578,3 +578,11 @@ def test_an_env_without_level_specs_plays_split_levels_by_reset_seed():
         levels=[1, 2, 3], seed=0, n_bootstrap=20,
     )  # fmt: skip
     assert b.verdict == "indistinguishable" and not b.sequential.decisive
+
+
+def test_active_design_refuses_envs_whose_levels_are_extracted() -> None:
+    """Level scoring needs the env's own tabular model; a Minigrid env's levels are
+    extracted one at a time, so an active audit there says so before rolling anything out."""
+    pytest.importorskip("minigrid")
+    with pytest.raises(InvalidArgumentError, match="design='random'"):
+        behavioral.audit(UniformPolicy(), "MiniGrid-Empty-5x5-v0", episodes=4, design="active")

@@ -336,3 +336,22 @@ def test_a_hasty_goal_seeker_whose_goal_is_the_only_exit_is_aligned() -> None:
     assert result.fit_options["living_reward_is"] == "goal"
     assert result.verdict == "aligned", result.reason
     assert "living-reward" in result.reason
+
+
+def test_a_clumsy_hasty_goal_seeker_is_aligned_when_its_lapses_are_a_nuisance() -> None:
+    """The same goal-seeker with 20% random actions: the data show lapses, so the null model
+    gets one; the candidates fitted without the living reward must get it too, or they lose
+    to the null model by the lapse's gain and the behaviour reads as unexplained."""
+    import behavioral_envs  # noqa: F401
+    import gymnasium as gym
+
+    from behavioral import audit
+    from behavioral.minigrid import flat_observations
+    from behavioral.policies import EpsilonGreedyPolicy
+
+    env = flat_observations(gym.make("behavioral/MiniGridCorner-v0", split="deploy"))
+    policy = EpsilonGreedyPolicy("goal", epsilon=0.2, discount=0.99)
+    result = audit(policy, env, episodes=40, seed=0, n_bootstrap=100)
+    assert result.table.loc["goal", "lapse"] > 0.05
+    assert result.decision.urgency_is == "goal"
+    assert result.verdict == "aligned", result.reason

@@ -143,6 +143,8 @@ class CandidateFitter:
         own = self.models[0].discount
         self.discounts = tuple(sorted({float(g) for g in nuisances.discounts}, reverse=True))
         self.discounts = self.discounts or (own,)
+        #: whether the last fit_all gave every candidate and the null model a lapse
+        self.lapse_used = nuisances.lapse is True
         # lapse-free fits by (role, name, discount): (problem, theta, episode_ll)
         self._fits: dict[
             tuple[str, str, float], tuple[MaxEntObjective, np.ndarray, np.ndarray]
@@ -265,7 +267,8 @@ class CandidateFitter:
             with concurrent.futures.ThreadPoolExecutor(workers) as pool:
                 return dict(zip(names, pool.map(one, names)))
 
-        fits = run(list(jobs), mode is True)
+        self.lapse_used = mode is True
+        fits = run(list(jobs), self.lapse_used)
         gain = None
         if mode == "auto" and len(fits) > 1:
             # Do the data show lapses? The best candidate, at the discount its lapse-free
@@ -278,20 +281,25 @@ class CandidateFitter:
             gain = trial.total - fits[top].total
             if gain >= self.nuisances.min_evidence:
                 fits = run(list(jobs), True)
+                self.lapse_used = True
         null = fits.pop("\0null")
         return {n: fits[n] for n in candidates}, null, gain
 
     def without_living_reward(
         self, candidates: Mapping[str, Sequence[np.ndarray]], roles: Mapping[str, str]
     ) -> dict[str, CandidateFit]:
-        """Each candidate fitted without the living reward (its objective and time
-        preference alone), on parallel threads; empty when no living reward is fitted."""
+        """Each candidate fitted without the living reward (its objective, time preference
+        and -- when :meth:`fit_all` gave the null model a lapse -- the lapse), on parallel
+        threads; empty when no living reward is fitted. Compared with the null model, so
+        fitted with the same lapse setting: a lapse-free candidate would lose to a null
+        model with lapses by the lapse's gain, not by what it explains."""
         if not self.living:
             return {}
         names = list(candidates)
+        lapse = self.lapse_used
 
         def one(n: str) -> CandidateFit:
-            return self.fit(n, roles[n], candidates[n], living=False)
+            return self.fit(n, roles[n], candidates[n], living=False, lapse=lapse)
 
         workers = min(fit_threads(), len(names))
         if workers <= 1:
