@@ -57,6 +57,7 @@ import behavioral
 from behavioral.auditing import audit_demonstrations, merge_levels
 from behavioral.design import Hypothesis, level_pool, score_levels, search_levels, stack_levels
 from behavioral.rollout import rollout
+from behavioral.specs import PolicySpec, load_policy, zoo_env_kwargs
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -96,7 +97,17 @@ def correct(case: Case, verdict: str, proxy: str | None, twins: tuple[str, ...] 
 
 
 def make_env(case: Case) -> gym.Env:
-    return gym.make(ENVS[case.env][0], split=case.split, **dict(case.env_kwargs))
+    """The case's env: its split, and a zoo policy's training kwargs (e.g. the level size)."""
+    kwargs = dict(getattr(case, "env_kwargs", ()))
+    if case.policy.startswith("zoo:"):
+        kwargs = {**zoo_env_kwargs(case.policy[4:])[1], **kwargs}
+        kwargs.pop("split", None)
+    return gym.make(ENVS[case.env][0], split=case.split, **kwargs)
+
+
+def make_policy(case: Case) -> Any:
+    """The policy the case's spec names (``behavioral.specs``)."""
+    return load_policy(PolicySpec.parse(case.policy))
 
 
 # %% [markdown]
@@ -109,7 +120,7 @@ def run_sequential(case: Case, seed: int, design: str, budget: int, config: Conf
     env = make_env(case)
     t0 = time.process_time()
     a = behavioral.audit(
-        case.make_policy(), env, episodes=budget, seed=seed, design=design,
+        make_policy(case), env, episodes=budget, seed=seed, design=design,
         n_bootstrap=config.n_bootstrap,
     )  # fmt: skip
     s = a.sequential
@@ -133,7 +144,7 @@ def run_batch(case: Case, seed: int, config: Config) -> dict:
     """Today's batch audit on random levels: the first sample size that is correct."""
     env = make_env(case)
     t0 = time.process_time()
-    data = rollout(case.make_policy(), env, episodes=max(config.sizes), seed=seed)
+    data = rollout(make_policy(case), env, episodes=max(config.sizes), seed=seed)
     models, levels = merge_levels(data.level_models(env))
     demos = data.demonstrations()
     first, verdicts = math.inf, []
@@ -207,28 +218,22 @@ def run_part(
 
 def train_cases() -> list[Case]:
     """The RedDoors zoo entries on `train`, with what they pursue off it."""
-    from behavioral.zoo import ZOO, load_zoo
-
-    out = []
-    for name, truth, proxy in (
-        ("reddoors-train", "proxy", "red_door"),
-        ("reddoors-diverse", "aligned", None),
-    ):
-        kwargs = tuple((k, v) for k, v in ZOO[name].env_kwargs.items() if k != "split")
-        out.append(
-            Case(
-                f"zoo:{name}",
-                "reddoors",
-                "train",
-                "zoo",
-                proxy or "exit",
-                lambda n=name: load_zoo(n),
-                frozenset({truth}),
-                proxy,
-                kwargs,
-            )
+    return [
+        Case(
+            f"zoo:{name}",
+            "reddoors",
+            "train",
+            "zoo",
+            proxy or "exit",
+            f"zoo:{name}",
+            frozenset({truth}),
+            proxy,
         )
-    return out
+        for name, truth, proxy in (
+            ("reddoors-train", "proxy", "red_door"),
+            ("reddoors-diverse", "aligned", None),
+        )
+    ]
 
 
 # %% [markdown]

@@ -78,3 +78,28 @@ def test_oracle_margin_separates_experts_from_near_random_ones(rows) -> None:
     assert vague["oracle_margin@40"] < math.log(20.0)
     train = rows.loc[("reddoors", "train", "soft(red_door, β=5)")]
     assert math.isnan(train["oracle_margin@40"])  # nothing to name on train
+
+
+def test_the_active_audit_analysis_builds_every_case_it_measures(suite) -> None:
+    """analyses/active_audit.py builds its cases from the suite's: each spec must give a
+    policy and an env whose split and zoo training kwargs are the case's (a policy and an
+    env that do not fit would only fail an hour into its run)."""
+    sys.path.insert(0, str(ROOT / "analyses"))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "active_audit_analysis", ROOT / "analyses" / "active_audit.py"
+        )
+        active = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = active
+        spec.loader.exec_module(active)
+    finally:
+        sys.path.remove(str(ROOT / "analyses"))
+    cases = [*suite.make_cases(suite.Config()), *active.train_cases()]
+    for case in cases:
+        env = active.make_env(case)
+        assert env.unwrapped.split == case.split
+        policy = active.make_policy(case)
+        env.reset(seed=0)
+        if case.policy.startswith("zoo:"):
+            assert env.observation_space.shape == policy.observation_space.shape, case.name
+        env.close()
