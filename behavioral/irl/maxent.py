@@ -548,6 +548,10 @@ class MaxEntObjective:
         self._feats_t = [np.ascontiguousarray(f.T) for f in self._feats]
         cols = A if state_action else 1
         self._reward = [np.empty((c.n_states, cols)) for c in stack.chunks]
+        # (theta's bytes, per chunk the demonstrated steps' pi_t(a_t | s_t)) of the last
+        # backup: an optimiser's last evaluation is at its solution, whose likelihood the
+        # callers ask for next (see _probabilities)
+        self._last_steps: tuple[bytes, list[np.ndarray]] | None = None
         self.demo_mu = self._demo_features()
 
     @property
@@ -614,8 +618,10 @@ class MaxEntObjective:
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         value = float(theta @ self.demo_mu)
         model_mu = np.zeros(self.n_features)
+        steps = []
         for j in range(len(self.chunks)):
             c, pi, V = self._backup(j, theta)
+            steps.append(pi[c.step_t, c.step_s, c.step_a])
             value -= float(c.d0 @ V[0])
             scratch = np.empty((2, c.n_states))
             # Dense features are folded in after the pass: the kernel accumulates the
@@ -631,6 +637,7 @@ class MaxEntObjective:
                 model_mu += occ @ self._feats[j]
             else:
                 model_mu += occ.reshape(-1, self.n_features).sum(axis=0)
+        self._last_steps = (theta.tobytes(), steps)
         value -= 0.5 * self.l2 * float(theta @ theta)
         grad = self.demo_mu - model_mu - self.l2 * theta
         self.last_feature_gap = float(np.max(np.abs(self.demo_mu - model_mu)))
@@ -644,12 +651,22 @@ class MaxEntObjective:
         c, pi, _ = self._backup(j, theta)
         return c, pi, pi[c.step_t, c.step_s, c.step_a]
 
+    def _probabilities(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Per chunk, the demonstrated steps' ``pi_t(a_t | s_t)`` at ``theta`` (contiguous
+        float64): those of the last backup when it was at these very weights (no new
+        backup; the same numbers), else one backup per chunk."""
+        last = self._last_steps
+        if last is not None and last[0] == theta.tobytes():
+            return last[1]
+        steps = [self._step_probabilities(j, theta)[2] for j in range(len(self.chunks))]
+        self._last_steps = (theta.tobytes(), steps)
+        return steps
+
     def episode_log_likelihoods(self, theta: np.ndarray) -> np.ndarray:
         """``sum_t log pi_t(a_t | s_t)`` of each demonstration (real steps only), (N,)."""
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         out = np.zeros(self.n_demos)
-        for j in range(len(self.chunks)):
-            c, _, p = self._step_probabilities(j, theta)
+        for c, p in zip(self.chunks, self._probabilities(theta)):
             logp = np.log(np.maximum(p, 1e-300))
             out += np.bincount(c.step_episode, weights=logp, minlength=self.n_demos)
         return out
@@ -678,8 +695,7 @@ class MaxEntObjective:
         self._check_lapse_mode()
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         out = np.zeros(self.n_demos)
-        for j in range(len(self.chunks)):
-            c, _, p = self._step_probabilities(j, theta)
+        for c, p in zip(self.chunks, self._probabilities(theta)):
             mix = np.maximum((1.0 - lapse) * p + lapse / self.n_actions, 1e-300)
             out += np.bincount(c.step_episode, weights=np.log(mix), minlength=self.n_demos)
         return out
@@ -695,8 +711,10 @@ class MaxEntObjective:
         A, K = self.n_actions, self.n_features
         ll = 0.0
         grad = np.zeros(K + 1)
+        steps = []
         for j in range(len(self.chunks)):
             c, pi, p = self._step_probabilities(j, theta)
+            steps.append(p)
             mix = np.maximum((1.0 - lapse) * p + lapse / A, 1e-300)
             ll += float(np.sum(np.log(mix)))
             grad[K] += float(np.sum((1.0 / A - p) / mix))
@@ -705,6 +723,7 @@ class MaxEntObjective:
                 c.indptr, c.indices, c.data, pi, self._feats_t[j], self._mode == 1,
                 self.discount, c.bounds, c.step_s, c.step_a, w, grad[:K],
             )  # fmt: skip
+        self._last_steps = (theta.tobytes(), steps)
         n = self.n_demos
         return -ll / n, -grad / n
 
@@ -907,8 +926,7 @@ def best_lapse(problem: MaxEntObjective, theta: np.ndarray, max_lapse: float = 0
     One backup: the steps' probabilities ``p`` are fixed, and ``sum log((1 - l) p + l / A)``
     is concave in ``l``, so a bounded scalar search finds it.
     """
-    probs = [problem._step_probabilities(j, theta)[2] for j in range(len(problem.chunks))]
-    p = np.concatenate(probs)
+    p = np.concatenate(problem._probabilities(np.ascontiguousarray(theta, dtype=np.float64)))
     A = problem.n_actions
 
     def minus_ll(lapse: float) -> float:
