@@ -224,6 +224,9 @@ class _Chunk:
     # padded step (demonstrations that last the full horizon are not listed).
     pad_s: np.ndarray
     pad_from: np.ndarray
+    # (H+1,) the states an episode from the demonstrations' start states can be in at
+    # time t are below active[t] (_kernels.reachable_prefix): the kernels compute no others
+    active: np.ndarray
 
 
 class LevelStack:
@@ -379,12 +382,16 @@ class LevelStack:
         tt, ss, aa, ee = (np.concatenate(x).astype(np.int64) for x in (t, s, a, ep))
         order = np.argsort(tt, kind="stable")
         step_t = tt[order]
+        indptr = T.indptr.astype(np.int64)
+        indices = T.indices.astype(np.int64)
+        data = np.ascontiguousarray(T.data, dtype=np.float64)
+        active = _kernels.reachable_prefix(indptr, indices, data, self.n_actions, d0 > 0, H)
         return _Chunk(
             levels=levels,
             offsets=offsets,
-            indptr=T.indptr.astype(np.int64),
-            indices=T.indices.astype(np.int64),
-            data=np.ascontiguousarray(T.data, dtype=np.float64),
+            indptr=indptr,
+            indices=indices,
+            data=data,
             d0=d0,
             n_states=S_tot,
             step_t=step_t,
@@ -394,6 +401,7 @@ class LevelStack:
             bounds=np.searchsorted(step_t, np.arange(H + 1)).astype(np.int64),
             pad_s=np.asarray(pad_s, dtype=np.int64),
             pad_from=np.asarray(pad_from, dtype=np.int64),
+            active=active,
         )
 
     def scratch(self, j: int) -> tuple[np.ndarray, np.ndarray]:
@@ -401,11 +409,16 @@ class LevelStack:
 
         Objectives built on one stack share these (they are overwritten by every backup),
         one set per thread, so that fits of different objectives can run in parallel.
+        They start at 0: a backup leaves the states no episode can be in at a time as
+        they are (finite, so that ``d0 @ V[0]`` sums exact zeros for them).
         """
         local = self._local.__dict__.setdefault("arrays", {})
         if j not in local:
             S, A, H = self.chunks[j].n_states, self.n_actions, self.horizon
-            local[j] = (_kernels.empty_output((H, S, A)), _kernels.empty_output((H, S)))
+            pi, V = _kernels.empty_output((H, S, A)), _kernels.empty_output((H, S))
+            pi.fill(0.0)
+            V.fill(0.0)
+            local[j] = (pi, V)
         return local[j]
 
     def stacked(self, per_level: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -608,8 +621,8 @@ class MaxEntObjective:
         pi, V = self.stack.scratch(j)
         r = self._set_reward(j, theta)
         no_q = np.empty((self.horizon, 0, self.n_actions))
-        _kernels.soft_backup(
-            c.indptr, c.indices, c.data, r, r.shape[1] > 1, self.discount, V, no_q, pi
+        _kernels.soft_backup_active(
+            c.indptr, c.indices, c.data, r, r.shape[1] > 1, self.discount, V, no_q, pi, c.active
         )
         return c, pi, V
 
@@ -629,9 +642,9 @@ class MaxEntObjective:
             # visited pair, and one matrix-vector product gives the feature expectations.
             kernel_mode = {0: 2, 1: 3}.get(self._mode, self._mode)
             occ = np.zeros(c.n_states * (self.n_actions if kernel_mode == 3 else 1))
-            _kernels.forward_features(
+            _kernels.forward_features_active(
                 c.indptr, c.indices, c.data, pi, c.d0, self.discount, self._feats[j],
-                kernel_mode, occ, scratch,
+                kernel_mode, occ, scratch, c.active,
             )  # fmt: skip
             if self._mode in (0, 1):
                 model_mu += occ @ self._feats[j]
@@ -719,9 +732,9 @@ class MaxEntObjective:
             ll += float(np.sum(np.log(mix)))
             grad[K] += float(np.sum((1.0 / A - p) / mix))
             w = (1.0 - lapse) * p / mix  # d log mix / d log pi at each step
-            _kernels.log_policy_gradient(
+            _kernels.log_policy_gradient_active(
                 c.indptr, c.indices, c.data, pi, self._feats_t[j], self._mode == 1,
-                self.discount, c.bounds, c.step_s, c.step_a, w, grad[:K],
+                self.discount, c.bounds, c.step_s, c.step_a, w, grad[:K], c.active,
             )  # fmt: skip
         self._last_steps = (theta.tobytes(), steps)
         n = self.n_demos
