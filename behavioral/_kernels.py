@@ -727,6 +727,9 @@ def forward_features_active(
                 nxt[idx[row0 + 1]] += (ds * p[s, 1]) * val[row0 + 1]
                 nxt[idx[row0 + 2]] += (ds * p[s, 2]) * val[row0 + 2]
                 nxt[idx[row0 + 3]] += (ds * p[s, 3]) * val[row0 + 3]
+            elif width == 1:  # deterministic dynamics, any number of actions
+                for a in range(n_actions):
+                    nxt[idx[row0 + a]] += (ds * p[s, a]) * val[row0 + a]
             elif width > 0:
                 for a in range(n_actions):
                     w = ds * p[s, a]
