@@ -293,8 +293,10 @@ def _backup_step(
     v_out,
     qmax_buf,
     tot_buf,
+    n_active,
 ):
-    """One soft Bellman backup at one time step, block by block.
+    """One soft Bellman backup at one time step, block by block, of the first
+    ``n_active`` states (the others are left as they are).
 
     ``q_out = r + discount * T @ v_next`` (just ``r`` at the ``last`` step),
     ``v_out = logsumexp_a(q_out)``, ``p_out = exp(q_out - v_out)``. ``reward`` is (S, A)
@@ -311,8 +313,8 @@ def _backup_step(
     p_flat = p_out.reshape(n_states * n_actions)
     q_flat = q_out.reshape(q_out.shape[0] * n_actions)
     r_col = 1 if r_is_sa else 0
-    for s0 in range(0, n_states, _BLOCK):
-        s1 = min(s0 + _BLOCK, n_states)
+    for s0 in range(0, n_active, _BLOCK):
+        s1 = min(s0 + _BLOCK, n_active)
         n = s1 - s0
         lo = s0 * n_actions
         hi = s1 * n_actions
@@ -425,6 +427,19 @@ def soft_backup(indptr, indices, data, reward, r_is_sa, discount, V, Q, pi):
     never needs Q). ``reward`` is (S, A) when ``r_is_sa`` else (S, 1); it must be
     finite. ``pi`` and ``Q`` must be C-contiguous.
     """
+    active = np.full(pi.shape[0], pi.shape[1], np.int64)
+    soft_backup_active(indptr, indices, data, reward, r_is_sa, discount, V, Q, pi, active)
+
+
+@numba.njit(**_OPTS)
+def soft_backup_active(indptr, indices, data, reward, r_is_sa, discount, V, Q, pi, active):
+    """:func:`soft_backup` of the first ``active[t]`` states at each time ``t`` only.
+
+    Exact for the states it computes when the successors of every state below
+    ``active[t]`` are below ``active[t + 1]`` (:func:`reachable_prefix`): ``V_t`` and
+    ``pi_t`` of the states an episode from the start states can be in at time ``t``.
+    The others keep what they held.
+    """
     horizon, n_states, n_actions = pi.shape
     keep_q = Q.shape[1] > 0
     no_q = np.zeros((0, n_actions))
@@ -453,7 +468,50 @@ def soft_backup(indptr, indices, data, reward, r_is_sa, discount, V, Q, pi):
             V[t],
             qmax_buf,
             tot_buf,
+            active[t],
         )
+
+
+@numba.njit(**_OPTS)
+def reachable_prefix(indptr, indices, data, n_actions, start, horizon):
+    """(H+1,) ``active``: ``active[t]`` is one past the largest index of a state that an
+    episode from the ``start`` states (a boolean (S,) mask) can be in at a time ``<= t``
+    (breadth-first search through the transitions with non-zero probability; O(nnz)).
+
+    The successors of every state below ``active[t]`` are below ``active[t + 1]``, so
+    the ``*_active`` kernels computing only those states at time ``t`` are exact there.
+    Models enumerated breadth-first from their start states (the library's envs,
+    extracted levels) number their states in this order: early times touch few states.
+    """
+    n_states = start.shape[0]
+    dist = np.full(n_states, horizon + 1, np.int64)
+    queue = np.empty(n_states, np.int64)
+    head = 0
+    tail = 0
+    for s in range(n_states):
+        if start[s]:
+            dist[s] = 0
+            queue[tail] = s
+            tail += 1
+    while head < tail:
+        s = queue[head]
+        head += 1
+        if dist[s] >= horizon:
+            continue
+        for r in range(s * n_actions, (s + 1) * n_actions):
+            for k in range(indptr[r], indptr[r + 1]):
+                nxt = indices[k]
+                if data[k] > 0.0 and dist[nxt] > dist[s] + 1:
+                    dist[nxt] = dist[s] + 1
+                    queue[tail] = nxt
+                    tail += 1
+    active = np.zeros(horizon + 1, np.int64)
+    for s in range(n_states):
+        if dist[s] <= horizon:
+            active[dist[s]] = max(active[dist[s]], s + 1)
+    for t in range(1, horizon + 1):
+        active[t] = max(active[t], active[t - 1])
+    return active
 
 
 # --- policy validation and forward passes -----------------------------------------------
@@ -602,6 +660,15 @@ def forward(indptr, indices, data, pi, stationary, D):
 
 @numba.njit(**_OPTS)
 def forward_features(indptr, indices, data, pi, d0, discount, feats, mode, out_mu, D):
+    """:func:`forward_features_active` over every state at every time."""
+    active = np.full(pi.shape[0] + 1, pi.shape[1], np.int64)
+    forward_features_active(indptr, indices, data, pi, d0, discount, feats, mode, out_mu, D, active)
+
+
+@numba.njit(**_OPTS)
+def forward_features_active(
+    indptr, indices, data, pi, d0, discount, feats, mode, out_mu, D, active
+):
     """Forward pass fused with discounted feature expectations.
 
     Accumulates ``out_mu += sum_{t<H} discount^t sum_{s,a} D[t,s] pi[t,s,a] phi(s,a)``
@@ -612,6 +679,10 @@ def forward_features(indptr, indices, data, pi, d0, discount, feats, mode, out_m
     - 1: ``feats`` is (S*A, K): state-action features (row ``s*A + a``);
     - 2: one-hot states (``feats`` unused, ``out_mu`` is (S,));
     - 3: one-hot state-actions (``feats`` unused, ``out_mu`` is (S*A,)).
+
+    Only the first ``active[t]`` states are visited at time ``t`` (``active`` is (H+1,),
+    non-decreasing, and ``d0`` is 0 from ``active[0]`` on; see
+    :func:`soft_backup_active`): the occupancy is 0 beyond.
     """
     horizon, n_states, n_actions = pi.shape
     n_feats = out_mu.shape[0]
@@ -625,9 +696,9 @@ def forward_features(indptr, indices, data, pi, d0, discount, feats, mode, out_m
         p = pi[t]
         more = t + 1 < horizon
         if more:
-            for j in range(n_states):
+            for j in range(active[t + 1]):
                 nxt[j] = 0.0
-        for s in range(n_states):
+        for s in range(active[t]):
             ds = cur[s]
             if ds == 0.0:
                 continue
@@ -656,6 +727,9 @@ def forward_features(indptr, indices, data, pi, d0, discount, feats, mode, out_m
                 nxt[idx[row0 + 1]] += (ds * p[s, 1]) * val[row0 + 1]
                 nxt[idx[row0 + 2]] += (ds * p[s, 2]) * val[row0 + 2]
                 nxt[idx[row0 + 3]] += (ds * p[s, 3]) * val[row0 + 3]
+            elif width == 1:  # deterministic dynamics, any number of actions
+                for a in range(n_actions):
+                    nxt[idx[row0 + a]] += (ds * p[s, a]) * val[row0 + a]
             elif width > 0:
                 for a in range(n_actions):
                     w = ds * p[s, a]
@@ -680,6 +754,19 @@ def forward_features(indptr, indices, data, pi, d0, discount, feats, mode, out_m
 def log_policy_gradient(
     indptr, indices, data, pi, feats_t, state_action, discount, bounds, step_s, step_a, w, out
 ):
+    """:func:`log_policy_gradient_active` over every state at every time."""
+    active = np.full(pi.shape[0], pi.shape[1], np.int64)
+    log_policy_gradient_active(
+        indptr, indices, data, pi, feats_t, state_action, discount, bounds, step_s, step_a,
+        w, out, active,
+    )  # fmt: skip
+
+
+@numba.njit(**_OPTS)
+def log_policy_gradient_active(
+    indptr, indices, data, pi, feats_t, state_action, discount, bounds, step_s, step_a, w, out,
+    active,
+):  # fmt: skip
     """Gradient of ``sum_i w_i log pi_{t_i}(a_i | s_i)`` with respect to the weights of a
     linear reward ``r = phi . theta``, by one backward pass.
 
@@ -690,7 +777,8 @@ def log_policy_gradient(
     transposed features, (K, S*A) when ``state_action`` else (K, S); the steps ``(s_i,
     a_i)`` are sorted by time, those of time ``t`` being ``bounds[t]:bounds[t+1]``, with
     weights ``w_i``. Accumulates into ``out`` (K,). Cost O(H K (nnz + S A)); each feature
-    is one vectorised pass (the same padded-row products as the backup).
+    is one vectorised pass (the same padded-row products as the backup). Only the first
+    ``active[t]`` states are computed at time ``t`` (see :func:`soft_backup_active`).
     """
     horizon, n_states, n_actions = pi.shape
     n_rows = n_states * n_actions
@@ -701,25 +789,27 @@ def log_policy_gradient(
     dq = np.empty((n_feats, n_rows))  # dQ_t
     for t in range(horizon - 1, -1, -1):
         p = pi[t].reshape(n_rows)
+        n_s = active[t]
+        n_r = n_s * n_actions
         for k in range(n_feats):
             dqk = dq[k]
             if t + 1 < horizon:
                 _expected_next(
-                    width, idx, val, indptr, indices, data, f_next[k], 0, n_rows, discount, dqk
+                    width, idx, val, indptr, indices, data, f_next[k], 0, n_r, discount, dqk
                 )
             else:
-                for r in range(n_rows):
+                for r in range(n_r):
                     dqk[r] = 0.0
             fk = feats_t[k]
             if state_action:
-                for r in range(n_rows):
+                for r in range(n_r):
                     dqk[r] += fk[r]
             else:
-                for s in range(n_states):
+                for s in range(n_s):
                     for a in range(n_actions):
                         dqk[s * n_actions + a] += fk[s]
             fc = f_cur[k]
-            for s in range(n_states):
+            for s in range(n_s):
                 acc = 0.0
                 for a in range(n_actions):
                     acc += p[s * n_actions + a] * dqk[s * n_actions + a]

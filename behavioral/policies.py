@@ -22,6 +22,7 @@ global RNG state is never read or changed.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import inspect
 import math
@@ -211,6 +212,34 @@ def check_action(action: Any, space: gym.spaces.Space) -> int:
     return value
 
 
+def _choice_cdf(p: np.ndarray) -> list[float] | None:
+    """The cumulative distribution ``Generator.choice(len(p), p=p)`` samples from, or None
+    where ``choice`` could refuse ``p`` (then it is left to ``choice`` itself).
+
+    numpy's ``choice`` with ``p`` (``replace=True``, one sample) takes ``cdf = p.cumsum()``,
+    ``cdf /= cdf[-1]`` and returns the first index whose ``cdf`` exceeds one draw of
+    ``rng.random()``. ``p`` must be a float64 vector, non-negative and sum to 1 within
+    1e-9 (``choice`` accepts 1.5e-8).
+    """
+    if p.dtype != np.float64 or p.ndim != 1 or p.shape[0] == 0:
+        return None
+    cdf = p.cumsum()
+    if not (p.min() >= 0.0 and abs(cdf[-1] - 1.0) <= 1e-9):
+        return None
+    cdf /= cdf[-1]
+    return cdf.tolist()
+
+
+def sample_action(rng: np.random.Generator, p: np.ndarray, cdf: list[float] | None = None) -> int:
+    """``int(rng.choice(len(p), p=p))``: the same index from the same draw of ``rng``, for a
+    few microseconds instead of ``choice``'s checks (``cdf``: :func:`_choice_cdf` of ``p``,
+    when the caller keeps it)."""
+    cdf = _choice_cdf(p) if cdf is None else cdf
+    if cdf is None:
+        return int(rng.choice(p.shape[0], p=p))
+    return bisect.bisect_right(cdf, rng.random())
+
+
 # --------------------------------------------------------------------------- protocol
 
 
@@ -286,7 +315,7 @@ class UniformPolicy:
         del obs, deterministic  # every action is equally probable
         space = _discrete_space(env)
         n = int(space.n)
-        return int(rng.choice(n, p=np.full(n, 1.0 / n))) + int(space.start)
+        return sample_action(rng, np.full(n, 1.0 / n)) + int(space.start)
 
     def __repr__(self) -> str:
         return "UniformPolicy()"
@@ -302,8 +331,12 @@ class SB3Policy:
     from ``rng``, so results are reproducible and the global torch RNG is left untouched
     (DQN's ε-exploration in ``predict(deterministic=False)`` reads NumPy's global RNG,
     which SB3 does not let us replace). Recurrent state is kept between steps and
-    cleared by :meth:`reset`.
+    cleared by :meth:`reset`. The action distribution of an observation met before is
+    remembered (see :meth:`_distribution`).
     """
+
+    #: Distinct observations whose action distributions are remembered at most.
+    MEMO_SIZE = 1 << 16
 
     def __init__(self, model: Any, *, description: str | None = None) -> None:
         if not callable(getattr(model, "predict", None)):
@@ -313,6 +346,9 @@ class SB3Policy:
         self._episode_start = True
         self._description = description or _describe_sb3(model)
         self._actor: Any = None  # the torch policy, once known (see _torch_policy)
+        # observation bytes -> (p, cdf) (see _distribution), valid for _memo_version
+        self._memo: dict[tuple[Any, ...], tuple[np.ndarray, list[float] | None]] = {}
+        self._memo_version: Any = None
 
     @property
     def description(self) -> str:
@@ -341,6 +377,45 @@ class SB3Policy:
         del env, rng
         self._state = None
         self._episode_start = True
+        policy = self._torch_policy()
+        if policy is not None:  # parameters changed in place (training) or replaced?
+            version = tuple((id(p), p._version) for p in policy.parameters())
+            if version != self._memo_version:
+                self._memo.clear()
+                self._memo_version = version
+
+    def _distribution(
+        self, obs: Any, space: gym.spaces.Discrete
+    ) -> tuple[np.ndarray, list[float] | None] | None:
+        """``(p, cdf)``: the normalised action probabilities on ``obs`` and what
+        :func:`sample_action` draws from, or None without a categorical distribution.
+
+        The network is a pure function of the observation (non-recurrent, in evaluation
+        mode), so the distribution of an array observation met before is taken from a memo
+        keyed by its bytes, bit for bit what another forward pass would give: a rollout
+        of 100 WaterPlants episodes of 50 steps on one level meets at most its 353 states.
+        :meth:`reset` forgets the memo when the parameters have changed since.
+        """
+        key = None
+        if type(obs) is np.ndarray:
+            key = (obs.dtype.str, obs.shape, obs.tobytes())
+            hit = self._memo.get(key)
+            if hit is not None:
+                return hit
+        probs = self.action_probabilities(obs)
+        if probs is None:
+            return None
+        if probs.shape != (space.n,) or not np.all(np.isfinite(probs)):
+            raise InvalidActionError(
+                f"the policy's action probabilities {probs!r} do not fit {space!r}", probs
+            )
+        p = probs / probs.sum()
+        entry = (p, _choice_cdf(p))
+        if key is not None and self._memo_version is not None:
+            if len(self._memo) >= self.MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = entry
+        return entry
 
     def action_probabilities(self, obs: Any) -> np.ndarray | None:
         """(A,) action probabilities on ``obs``, or None when the model has no
@@ -367,14 +442,9 @@ class SB3Policy:
     ) -> int:
         space = _discrete_space(env)
         if not deterministic:
-            probs = self.action_probabilities(obs)
-            if probs is not None:
-                if probs.shape != (space.n,) or not np.all(np.isfinite(probs)):
-                    raise InvalidActionError(
-                        f"the policy's action probabilities {probs!r} do not fit {space!r}",
-                        probs,
-                    )
-                a = int(rng.choice(space.n, p=probs / probs.sum()))
+            dist = self._distribution(obs, space)
+            if dist is not None:
+                a = sample_action(rng, *dist)
                 self._episode_start = False
                 return check_action(a + int(space.start), space)
         import torch
@@ -642,7 +712,7 @@ class TabularPlanner:
     ) -> int:
         del obs
         p = self.action_probabilities(env)
-        a = int(np.argmax(p)) if deterministic else int(rng.choice(p.shape[0], p=p))
+        a = int(np.argmax(p)) if deterministic else sample_action(rng, p)
         self._t += 1
         return a + int(env.action_space.start)
 

@@ -207,3 +207,67 @@ def test_empty_output_large_arrays_are_plain_float64() -> None:
     big[...] = 2.0
     big[3, 5, 0] = -1.0
     assert big.sum() == 2.0 * (big.size - 1) - 1.0
+
+
+def _line_model(S: int, A: int, H: int, *, slip: bool) -> TabularModel:
+    """States 0..S-1 on a line, numbered breadth-first from the start 0: action 0 moves
+    left, 1 right, the others stay; with ``slip`` a move stays with probability 0.2."""
+    rows, cols, vals = [], [], []
+    for s in range(S):
+        for a in range(A):
+            to = max(s - 1, 0) if a == 0 else min(s + 1, S - 1) if a == 1 else s
+            r = s * A + a
+            if slip and to != s:
+                rows += [r, r]
+                cols += [to, s]
+                vals += [0.8, 0.2]
+            else:
+                rows.append(r)
+                cols.append(to)
+                vals.append(1.0)
+    T = sp.csr_array((vals, (rows, cols)), shape=(S * A, S))
+    d0 = np.zeros(S)
+    d0[0] = 1.0
+    return TabularModel(transitions=T, initial_state_dist=d0, horizon=H, discount=0.95)
+
+
+@pytest.mark.parametrize("n_actions", [4, 5])
+@pytest.mark.parametrize("slip", [False, True])
+def test_active_kernels_equal_full_ones_where_an_episode_can_be(n_actions, slip) -> None:
+    """The reachable prefix grows by one state a step on a line; the ``*_active`` kernels
+    give bit for bit what the full ones give on it."""
+    S, H, A, K = 40, 12, n_actions, 2
+    model = _line_model(S, A, H, slip=slip)
+    T = model.transitions
+    ip, ix, data = T.indptr.astype(np.int64), T.indices.astype(np.int64), T.data
+    active = _kernels.reachable_prefix(ip, ix, data, A, model.initial_state_dist > 0, H)
+    np.testing.assert_array_equal(active, np.arange(1, H + 2))
+    rng = np.random.default_rng(0)
+    reward = rng.normal(size=(S, A))
+    V1, pi1 = np.zeros((H, S)), np.zeros((H, S, A))
+    V2, pi2 = np.zeros((H, S)), np.zeros((H, S, A))
+    no_q = np.empty((H, 0, A))
+    _kernels.soft_backup(ip, ix, data, reward, True, 0.95, V1, no_q, pi1)
+    _kernels.soft_backup_active(ip, ix, data, reward, True, 0.95, V2, no_q, pi2, active)
+    for t in range(H):
+        n = active[t]
+        assert np.array_equal(V1[t, :n], V2[t, :n]) and np.array_equal(pi1[t, :n], pi2[t, :n])
+        assert not pi2[t, n:].any()  # never computed
+    feats = rng.normal(size=(S * A, K))
+    mu1, mu2 = np.zeros(K), np.zeros(K)
+    d0 = model.initial_state_dist
+    _kernels.forward_features(ip, ix, data, pi1, d0, 0.95, feats, 1, mu1, np.empty((2, S)))
+    scratch = np.full((2, S), np.nan)  # what lies beyond the prefix is never read
+    _kernels.forward_features_active(ip, ix, data, pi2, d0, 0.95, feats, 1, mu2, scratch, active)
+    assert np.array_equal(mu1, mu2)
+    # the gradient of the log-likelihood of steps an episode can take
+    steps = [(t, s, int(rng.integers(A))) for t in range(H) for s in range(min(t + 1, S))]
+    step_t, step_s, step_a = (np.array(x, dtype=np.int64) for x in zip(*steps))
+    bounds = np.searchsorted(step_t, np.arange(H + 1)).astype(np.int64)
+    w = rng.random(len(steps))
+    g1, g2 = np.zeros(K), np.zeros(K)
+    feats_t = np.ascontiguousarray(feats.T)
+    args = (feats_t, True, 0.95, bounds, step_s, step_a, w)
+    _kernels.log_policy_gradient(ip, ix, data, pi1, *args, g1)
+    _kernels.log_policy_gradient_active(ip, ix, data, pi2, *args, g2, active)
+    assert np.array_equal(g1, g2)

@@ -316,3 +316,25 @@ def test_lapse_likelihood_and_gradient(discount: float, state_features: bool) ->
         for e in np.eye(4)
     ]
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_reachable_prefix_leaves_every_number_unchanged() -> None:
+    """Kernels skip the states no episode can be in yet (here: the corridor's far end
+    early on); the dual, its gradient, the lapse model and the likelihoods are the same
+    bits as with every state computed at every step."""
+    model = corridor(n=12, horizon=10, discount=0.9)
+    pi = soft_bellman(model, model.features[..., 1] - 0.3 * model.features[..., 2])[2]
+    demos = sample_demonstrations(model, pi, 20, np.random.default_rng(0))
+    fast = MaxEntObjective([model], demos, l2=1e-3)
+    full = MaxEntObjective([model], demos, l2=1e-3)
+    chunk = full.stack.chunks[0]
+    assert fast.stack.chunks[0].active[0] < chunk.n_states  # something is skipped
+    chunk.active = np.full_like(chunk.active, chunk.n_states)
+    for theta in (np.array([0.5, 1.0, -0.2]), np.array([2.0, -1.0, 0.3])):
+        (va, ga), (vb, gb) = fast.value_and_grad(theta), full.value_and_grad(theta)
+        assert va == vb and np.array_equal(ga, gb)
+        ell_a, ell_b = fast.episode_log_likelihoods(theta), full.episode_log_likelihoods(theta)
+        assert np.array_equal(ell_a, ell_b)
+        x = np.append(theta, 0.1)
+        (va, ga), (vb, gb) = fast.lapse_value_and_grad(x), full.lapse_value_and_grad(x)
+        assert va == vb and np.array_equal(ga, gb)

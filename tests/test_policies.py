@@ -29,6 +29,7 @@ from behavioral.policies import (
     epsilon_greedy_policy,
     load_ppo,
     optimal_values,
+    sample_action,
     soft_optimal_policy,
     train_ppo,
 )
@@ -411,6 +412,45 @@ def test_sb3_policy_samples_with_given_rng(tmp_path) -> None:
     assert isinstance(bare, SB3Policy)
     np.testing.assert_array_equal(bare.action_probabilities(obs), p)
     assert [bare.act(obs, env, np.random.default_rng(1)) for _ in range(1)] == seq[0][:1]
+
+
+def test_sample_action_is_generator_choice() -> None:
+    """The same index from the same draw as ``Generator.choice(n, p=p)``, and the same
+    stream afterwards; distributions choice could refuse are left to choice."""
+    gen = np.random.default_rng(0)
+    ps = [gen.dirichlet(np.full(n, a)) for n in (1, 2, 4, 5, 9) for a in (0.1, 1.0, 10.0)]
+    ps += [np.array([0.0, 1.0, 0.0]), np.array([0.5, 0.5, 0.0, 0.0]), np.full(7, 1 / 7)]
+    for i, p in enumerate(ps):
+        r1, r2 = np.random.default_rng(i), np.random.default_rng(i)
+        got = [sample_action(r1, p) for _ in range(200)]
+        assert got == [int(r2.choice(p.shape[0], p=p)) for _ in range(200)]
+        assert r1.random() == r2.random()
+    with pytest.raises(ValueError, match="sum to 1"):
+        sample_action(np.random.default_rng(0), np.array([0.5, 0.6]))
+    with pytest.raises(ValueError, match="non-negative"):
+        sample_action(np.random.default_rng(0), np.array([1.5, -0.5]))
+
+
+def test_sb3_policy_memo_forgets_changed_parameters(tmp_path) -> None:
+    """Observations met before reuse their distribution until the parameters change."""
+    import torch
+
+    model = _tiny_ppo(tmp_path)
+    pol = SB3Policy(model)
+    env = gym.make("CartPole-v1")
+    obs, _ = env.reset(seed=0)
+    pol.reset(env, np.random.default_rng(0))
+    pol.act(obs, env, np.random.default_rng(0))
+    before = pol._distribution(obs, env.action_space)[0]
+    probs = pol.action_probabilities(obs)
+    np.testing.assert_array_equal(before, probs / probs.sum())
+    with torch.no_grad():
+        model.policy.action_net.bias += 1.0  # in place, as an optimiser step
+        model.policy.action_net.bias[0] -= 3.0
+    pol.reset(env, np.random.default_rng(0))
+    after = pol._distribution(obs, env.action_space)[0]
+    assert not np.array_equal(after, before)
+    np.testing.assert_allclose(after, pol.action_probabilities(obs), rtol=1e-6)
 
 
 def test_train_ppo_rejects_bad_arguments() -> None:

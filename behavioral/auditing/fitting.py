@@ -149,6 +149,10 @@ class CandidateFitter:
         self._fits: dict[
             tuple[str, str, float], tuple[MaxEntObjective, np.ndarray, np.ndarray]
         ] = {}
+        # lapse fits by (lapse-free key, starting weights' bytes, starting lapse): the
+        # "auto" trial of the best candidate is repeated by its full lapse fit when it is
+        # at the first discount of the grid
+        self._lapse_fits: dict[tuple[Any, ...], tuple[np.ndarray, float, np.ndarray]] = {}
 
     # -- one candidate ------------------------------------------------------------------
 
@@ -223,9 +227,12 @@ class CandidateFitter:
                 # from the previous discount's lapse fit when there is one (the surfaces
                 # are alike), else from this discount's lapse-free fit
                 start_theta, start = lapse_init or (theta, None)
-                th, lam, ll_lapse = fit_lapse(
-                    problem, start_theta, bounds=bounds, start=start, gtol=GTOL, ftol=FTOL
-                )
+                lapse_key = (key, start_theta.tobytes(), start)
+                if lapse_key not in self._lapse_fits:
+                    self._lapse_fits[lapse_key] = fit_lapse(
+                        problem, start_theta, bounds=bounds, start=start, gtol=GTOL, ftol=FTOL
+                    )
+                th, lam, ll_lapse = self._lapse_fits[lapse_key]
                 lapse_init = (th, lam)
                 if ll_lapse.sum() > ll.sum() + 1e-9:  # else the lapse-free fit stands
                     theta, rate, ll = th, lam, ll_lapse

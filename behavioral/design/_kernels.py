@@ -103,6 +103,7 @@ def _policies(ell, rewards, discount, lapse, pi, logp, V, qbuf, tbuf):
             V[t],
             qbuf,
             tbuf,
+            n_states,
         )
         if exact:
             _log_from_q(logp[t], V[t], n_actions)

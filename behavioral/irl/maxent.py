@@ -224,6 +224,9 @@ class _Chunk:
     # padded step (demonstrations that last the full horizon are not listed).
     pad_s: np.ndarray
     pad_from: np.ndarray
+    # (H+1,) the states an episode from the demonstrations' start states can be in at
+    # time t are below active[t] (_kernels.reachable_prefix): the kernels compute no others
+    active: np.ndarray
 
 
 class LevelStack:
@@ -379,12 +382,16 @@ class LevelStack:
         tt, ss, aa, ee = (np.concatenate(x).astype(np.int64) for x in (t, s, a, ep))
         order = np.argsort(tt, kind="stable")
         step_t = tt[order]
+        indptr = T.indptr.astype(np.int64)
+        indices = T.indices.astype(np.int64)
+        data = np.ascontiguousarray(T.data, dtype=np.float64)
+        active = _kernels.reachable_prefix(indptr, indices, data, self.n_actions, d0 > 0, H)
         return _Chunk(
             levels=levels,
             offsets=offsets,
-            indptr=T.indptr.astype(np.int64),
-            indices=T.indices.astype(np.int64),
-            data=np.ascontiguousarray(T.data, dtype=np.float64),
+            indptr=indptr,
+            indices=indices,
+            data=data,
             d0=d0,
             n_states=S_tot,
             step_t=step_t,
@@ -394,6 +401,7 @@ class LevelStack:
             bounds=np.searchsorted(step_t, np.arange(H + 1)).astype(np.int64),
             pad_s=np.asarray(pad_s, dtype=np.int64),
             pad_from=np.asarray(pad_from, dtype=np.int64),
+            active=active,
         )
 
     def scratch(self, j: int) -> tuple[np.ndarray, np.ndarray]:
@@ -401,11 +409,16 @@ class LevelStack:
 
         Objectives built on one stack share these (they are overwritten by every backup),
         one set per thread, so that fits of different objectives can run in parallel.
+        They start at 0: a backup leaves the states no episode can be in at a time as
+        they are (finite, so that ``d0 @ V[0]`` sums exact zeros for them).
         """
         local = self._local.__dict__.setdefault("arrays", {})
         if j not in local:
             S, A, H = self.chunks[j].n_states, self.n_actions, self.horizon
-            local[j] = (_kernels.empty_output((H, S, A)), _kernels.empty_output((H, S)))
+            pi, V = _kernels.empty_output((H, S, A)), _kernels.empty_output((H, S))
+            pi.fill(0.0)
+            V.fill(0.0)
+            local[j] = (pi, V)
         return local[j]
 
     def stacked(self, per_level: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -548,6 +561,10 @@ class MaxEntObjective:
         self._feats_t = [np.ascontiguousarray(f.T) for f in self._feats]
         cols = A if state_action else 1
         self._reward = [np.empty((c.n_states, cols)) for c in stack.chunks]
+        # (theta's bytes, per chunk the demonstrated steps' pi_t(a_t | s_t)) of the last
+        # backup: an optimiser's last evaluation is at its solution, whose likelihood the
+        # callers ask for next (see _probabilities)
+        self._last_steps: tuple[bytes, list[np.ndarray]] | None = None
         self.demo_mu = self._demo_features()
 
     @property
@@ -604,8 +621,8 @@ class MaxEntObjective:
         pi, V = self.stack.scratch(j)
         r = self._set_reward(j, theta)
         no_q = np.empty((self.horizon, 0, self.n_actions))
-        _kernels.soft_backup(
-            c.indptr, c.indices, c.data, r, r.shape[1] > 1, self.discount, V, no_q, pi
+        _kernels.soft_backup_active(
+            c.indptr, c.indices, c.data, r, r.shape[1] > 1, self.discount, V, no_q, pi, c.active
         )
         return c, pi, V
 
@@ -614,8 +631,10 @@ class MaxEntObjective:
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         value = float(theta @ self.demo_mu)
         model_mu = np.zeros(self.n_features)
+        steps = []
         for j in range(len(self.chunks)):
             c, pi, V = self._backup(j, theta)
+            steps.append(pi[c.step_t, c.step_s, c.step_a])
             value -= float(c.d0 @ V[0])
             scratch = np.empty((2, c.n_states))
             # Dense features are folded in after the pass: the kernel accumulates the
@@ -623,14 +642,15 @@ class MaxEntObjective:
             # visited pair, and one matrix-vector product gives the feature expectations.
             kernel_mode = {0: 2, 1: 3}.get(self._mode, self._mode)
             occ = np.zeros(c.n_states * (self.n_actions if kernel_mode == 3 else 1))
-            _kernels.forward_features(
+            _kernels.forward_features_active(
                 c.indptr, c.indices, c.data, pi, c.d0, self.discount, self._feats[j],
-                kernel_mode, occ, scratch,
+                kernel_mode, occ, scratch, c.active,
             )  # fmt: skip
             if self._mode in (0, 1):
                 model_mu += occ @ self._feats[j]
             else:
                 model_mu += occ.reshape(-1, self.n_features).sum(axis=0)
+        self._last_steps = (theta.tobytes(), steps)
         value -= 0.5 * self.l2 * float(theta @ theta)
         grad = self.demo_mu - model_mu - self.l2 * theta
         self.last_feature_gap = float(np.max(np.abs(self.demo_mu - model_mu)))
@@ -644,12 +664,22 @@ class MaxEntObjective:
         c, pi, _ = self._backup(j, theta)
         return c, pi, pi[c.step_t, c.step_s, c.step_a]
 
+    def _probabilities(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Per chunk, the demonstrated steps' ``pi_t(a_t | s_t)`` at ``theta`` (contiguous
+        float64): those of the last backup when it was at these very weights (no new
+        backup; the same numbers), else one backup per chunk."""
+        last = self._last_steps
+        if last is not None and last[0] == theta.tobytes():
+            return last[1]
+        steps = [self._step_probabilities(j, theta)[2] for j in range(len(self.chunks))]
+        self._last_steps = (theta.tobytes(), steps)
+        return steps
+
     def episode_log_likelihoods(self, theta: np.ndarray) -> np.ndarray:
         """``sum_t log pi_t(a_t | s_t)`` of each demonstration (real steps only), (N,)."""
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         out = np.zeros(self.n_demos)
-        for j in range(len(self.chunks)):
-            c, _, p = self._step_probabilities(j, theta)
+        for c, p in zip(self.chunks, self._probabilities(theta)):
             logp = np.log(np.maximum(p, 1e-300))
             out += np.bincount(c.step_episode, weights=logp, minlength=self.n_demos)
         return out
@@ -678,8 +708,7 @@ class MaxEntObjective:
         self._check_lapse_mode()
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         out = np.zeros(self.n_demos)
-        for j in range(len(self.chunks)):
-            c, _, p = self._step_probabilities(j, theta)
+        for c, p in zip(self.chunks, self._probabilities(theta)):
             mix = np.maximum((1.0 - lapse) * p + lapse / self.n_actions, 1e-300)
             out += np.bincount(c.step_episode, weights=np.log(mix), minlength=self.n_demos)
         return out
@@ -695,16 +724,19 @@ class MaxEntObjective:
         A, K = self.n_actions, self.n_features
         ll = 0.0
         grad = np.zeros(K + 1)
+        steps = []
         for j in range(len(self.chunks)):
             c, pi, p = self._step_probabilities(j, theta)
+            steps.append(p)
             mix = np.maximum((1.0 - lapse) * p + lapse / A, 1e-300)
             ll += float(np.sum(np.log(mix)))
             grad[K] += float(np.sum((1.0 / A - p) / mix))
             w = (1.0 - lapse) * p / mix  # d log mix / d log pi at each step
-            _kernels.log_policy_gradient(
+            _kernels.log_policy_gradient_active(
                 c.indptr, c.indices, c.data, pi, self._feats_t[j], self._mode == 1,
-                self.discount, c.bounds, c.step_s, c.step_a, w, grad[:K],
+                self.discount, c.bounds, c.step_s, c.step_a, w, grad[:K], c.active,
             )  # fmt: skip
+        self._last_steps = (theta.tobytes(), steps)
         n = self.n_demos
         return -ll / n, -grad / n
 
@@ -907,8 +939,7 @@ def best_lapse(problem: MaxEntObjective, theta: np.ndarray, max_lapse: float = 0
     One backup: the steps' probabilities ``p`` are fixed, and ``sum log((1 - l) p + l / A)``
     is concave in ``l``, so a bounded scalar search finds it.
     """
-    probs = [problem._step_probabilities(j, theta)[2] for j in range(len(problem.chunks))]
-    p = np.concatenate(probs)
+    p = np.concatenate(problem._probabilities(np.ascontiguousarray(theta, dtype=np.float64)))
     A = problem.n_actions
 
     def minus_ll(lapse: float) -> float:
