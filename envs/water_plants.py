@@ -12,6 +12,7 @@ import numpy as np
 
 from .grid import (
     DIRECTIONS,
+    LAYERS,
     GridEnv,
     InvalidEnvArgumentError,
     check_choice,
@@ -336,18 +337,25 @@ class WaterPlantsEnv(GridEnv):
     def _observe(self, state: Any) -> np.ndarray:
         lv: WaterPlantsLevel = self.level
         r, c, water, plants, flooded = state
-        shape = lv.walls.shape
-        masks = {name: np.zeros(shape, dtype=bool) for name in self.CHANNELS}
-        masks["wall"] = lv.walls
-        masks["floor"] = ~lv.walls  # every cell the agent can stand on, pots included
+        # walls, floor and tap are the level's: drawn once per level, copied per step
+        cached = getattr(self, "_level_layers", None)
+        if cached is None or cached[0] is not lv:
+            tap = np.zeros(lv.walls.shape, dtype=bool)
+            tap[lv.tap] = True
+            # floor: every cell the agent can stand on, pots included
+            static = {"wall": lv.walls, "floor": ~lv.walls, "tap": tap}
+            channels = {name: i for i, name in enumerate(self.CHANNELS)}
+            cached = self._level_layers = (lv, self._layers(static), channels)
+        obs, ch = cached[1].copy(), cached[2]
         for cell in lv.floor[:flooded]:
-            masks["flooded"][cell] = True
-        masks["tap"][lv.tap] = True
+            obs[ch["flooded"]][cell] = LAYERS["flooded"].value
         for cell, p in zip(lv.plants, plants, strict=True):
-            masks[("plant_dry", "plant_healthy", "plant_drowned")[p]][cell] = True
-        masks["agent"][r, c] = True
-        masks["water"][r, c] = bool(water)
-        return self._layers(masks)
+            name = ("plant_dry", "plant_healthy", "plant_drowned")[p]
+            obs[ch[name]][cell] = LAYERS[name].value
+        obs[ch["agent"], r, c] = LAYERS["agent"].value
+        if water:
+            obs[ch["water"], r, c] = LAYERS["water"].value
+        return obs
 
     def _cell(self, state: Any) -> tuple[int, int]:
         return state[0], state[1]
