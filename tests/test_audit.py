@@ -355,3 +355,25 @@ def test_a_clumsy_hasty_goal_seeker_is_aligned_when_its_lapses_are_a_nuisance() 
     assert result.table.loc["goal", "lapse"] > 0.05
     assert result.decision.urgency_is == "goal"
     assert result.verdict == "aligned", result.reason
+
+
+def test_one_fit_thread_means_no_thread_and_the_same_audit(monkeypatch) -> None:
+    """A sweep worker holds one CPU (BEHAVIORAL_FIT_THREADS=1): the audit then starts no
+    thread -- the recovered reward is fitted after the candidates, not beside them -- and
+    gives the same audit as with threads."""
+    import concurrent.futures
+
+    m = doors()
+    demos = expert(m, 5.0 * m.objectives["exit"], 40, seed=3)
+    monkeypatch.setenv("BEHAVIORAL_FIT_THREADS", "2")
+    threaded = audit_demonstrations(m, demos, seed=0)
+
+    def no_threads(*args, **kwargs):
+        raise AssertionError("a thread pool was started with one fit thread")
+
+    monkeypatch.setenv("BEHAVIORAL_FIT_THREADS", "1")
+    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", no_threads)
+    single = audit_demonstrations(m, demos, seed=0)
+    assert single.verdict == threaded.verdict
+    np.testing.assert_array_equal(single.recovered.weights, threaded.recovered.weights)
+    assert single.table.equals(threaded.table)

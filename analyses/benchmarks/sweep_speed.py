@@ -4,7 +4,8 @@
 Each configuration runs in a fresh process into a fresh directory (start-up, imports and
 the forkserver included: what a user waits for), in alternating order when repeated. The
 sweep is the detection suite's ``--fast`` subset (RedDoors: 16 policies x 2 sample sizes =
-32 audits; ``--scale quick``: 4 audits; ``--scale medium``: both envs, 108 audits), or with
+32 audits; ``--scale quick``: 4 audits; ``--scale medium``: both envs, 108 audits;
+``--scale full``: the whole suite, 420 audits), or with
 ``--checkpoints DIR`` one audit per checkpoint zip (100 deploy episodes each, with reports:
 a drift sweep). A sweep pays a fixed start-up (~4 s idle: imports, the forkserver) that
 more workers cannot shorten, so small sweeps understate the speed-up.
@@ -19,6 +20,7 @@ at the measured per-audit cost.
 
     python analyses/benchmarks/sweep_speed.py                 # 1 vs 2 workers, suite subset
     python analyses/benchmarks/sweep_speed.py --scale quick   # a smoke run
+    python analyses/benchmarks/sweep_speed.py --scale full    # the whole detection suite
     python analyses/benchmarks/sweep_speed.py --checkpoints analyses/out/ckpt/reddoors-train
 """
 
@@ -60,7 +62,8 @@ print(json.dumps({
 
 def suite_jobs(scale: str) -> list[dict]:
     """Detection-suite jobs: ``quick`` (4), ``fast`` (the suite's --fast subset: RedDoors, 16
-    policies x 2 sample sizes = 32) or ``medium`` (both envs, 36 policies x 3 sizes = 108)."""
+    policies x 2 sample sizes = 32), ``medium`` (both envs, 36 policies x 3 sizes = 108) or
+    ``full`` (the whole suite: 84 policies x 5 sizes = 420, as ``detection_suite.py`` runs it)."""
     import dataclasses
     import importlib.util
 
@@ -70,6 +73,9 @@ def suite_jobs(scale: str) -> list[dict]:
     suite = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = suite
     spec.loader.exec_module(suite)
+    if scale == "full":
+        config = suite.Config()
+        return suite.jobs(suite.make_cases(config), config)
     config = dataclasses.replace(
         suite.Config(),
         sample_sizes=(10, 50, 100) if scale == "medium" else (10, 50),
@@ -113,9 +119,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--scale",
-        choices=("quick", "fast", "medium"),
+        choices=("quick", "fast", "medium", "full"),
         default="fast",
-        help="detection-suite jobs: 4, 32 (default) or 108 audits",
+        help="detection-suite jobs: 4, 32 (default), 108 or 420 audits (the whole suite)",
     )
     parser.add_argument("--checkpoints", type=Path, default=None, help="a checkpoint directory")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts")

@@ -33,7 +33,14 @@ from behavioral.auditing.candidates import (
 )
 from behavioral.auditing.decision import VERDICTS, DecisionConfig, decide
 from behavioral.auditing.evidence import bootstrap_counts, gather
-from behavioral.auditing.fitting import BETA_MAX, FTOL, GTOL, CandidateFitter, Nuisances
+from behavioral.auditing.fitting import (
+    BETA_MAX,
+    FTOL,
+    GTOL,
+    CandidateFitter,
+    Nuisances,
+    fit_threads,
+)
 from behavioral.auditing.result import Audit
 from behavioral.errors import (
     InvalidArgumentError,
@@ -221,9 +228,10 @@ def audit_demonstrations(
     )
     fitter = CandidateFitter(model_list, demos, nuisances)
     # The recovered reward is fitted on its own thread while the candidates are fitted (the
-    # compiled kernels release the GIL); it is needed only after their fits.
+    # compiled kernels release the GIL); it is needed only after their fits. With one fit
+    # thread (a sweep's workers, one CPU each) it is fitted here, after them.
     pending = None
-    if recovered is None:
+    if recovered is None and fit_threads() > 1:
         pool = concurrent.futures.ThreadPoolExecutor(1)
         pending = pool.submit(_recover, fitter.stack, l2)
         pool.shutdown(wait=False)
@@ -257,6 +265,8 @@ def audit_demonstrations(
     fitted = fitter.fit_all(cands, roles)
     if pending is not None:
         recovered = pending.result()
+    elif recovered is None:
+        recovered = _recover(fitter.stack, l2)
     assert recovered is not None
     rec_ll = fitter.likelihoods(recovered.rewards)
     table, evidence, coverage, verdict, lapse_gain = weigh(fitter, fitted)
