@@ -627,14 +627,17 @@ def plot_evidence(
                 label=name.replace(">", " > "),
             )  # fmt: skip
         ax.axhline(threshold, color="black", ls="--", lw=1)
-        ax.text(
-            x[-1],
+        ax.text(  # at the left: the lines end at the right, where they cross it
+            x[0],
             threshold,
             f" reject: log e = {fmt_num(threshold)}",
             va="bottom",
-            ha="right",
+            ha="left",
             fontsize=7,
         )
+        ax.xaxis.set_major_locator(
+            matplotlib.ticker.MaxNLocator(integer=True)
+        )  # episodes are counts
         ax.axhline(0.0, color="#999999", lw=0.6)
         ax.set_xlabel("episodes", fontsize=8)
         ax.set_ylabel("log e-value (nats)", fontsize=8)
@@ -677,6 +680,7 @@ def plot_expected_evidence(
         ax.set_xlabel("episodes", fontsize=8)
         ax.set_ylabel("expected evidence, cumulative (nats)", fontsize=8)
         ax.set_title("expected evidence: chosen vs random levels", fontsize=9)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.legend(fontsize=7, frameon=False, loc="upper left")
         ax.tick_params(labelsize=7)
     return fig
