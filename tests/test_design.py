@@ -148,6 +148,15 @@ def test_kernel_matches_numpy_reference(A: int, width: int) -> None:
     np.testing.assert_allclose(got.kl, np.maximum(kl, 0), rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(got.returns, ret, rtol=1e-9, atol=1e-10)
     assert np.all(got.kl >= 0) and np.all(np.diagonal(got.kl, axis1=1, axis2=2) == 0)
+    # only some rows: the same numbers there, NaN in the others
+    rows = [0, len(HYPS) - 1]
+    part = score_levels(stack, HYPS, rows=rows)
+    np.testing.assert_array_equal(part.kl[:, rows], got.kl[:, rows])
+    np.testing.assert_array_equal(part.returns[:, rows], got.returns[:, rows])
+    others = [i for i in range(len(HYPS)) if i not in rows]
+    assert np.isnan(part.kl[:, others]).all() and np.isnan(part.returns[:, others]).all()
+    with pytest.raises(InvalidArgumentError, match="rows"):
+        score_levels(stack, HYPS, rows=[len(HYPS)])
 
 
 def test_kernel_matches_reference_on_red_doors() -> None:

@@ -196,6 +196,7 @@ def _score_group(
     rewards,
     discounts,
     lapses,
+    rows,
     pi_buf,
     logp_buf,
     V,
@@ -210,8 +211,9 @@ def _score_group(
     kl_out,
     ret_out,
 ):
-    """Every hypothesis's policy and occupancy on a group of levels (one block-diagonal
-    model, levels ``levels[0] .. levels[1] - 1``), then each level's KL and returns.
+    """Every hypothesis's policy on a group of levels (one block-diagonal model, levels
+    ``levels[0] .. levels[1] - 1``), then, for the hypotheses with ``rows[h]``, their
+    occupancy and each level's KL row and returns (the other rows are left as they are).
 
     ``acc_buf`` (n_hyp, S*A) accumulates ``sum_t w_t (log p_h - log p_k)`` per entry,
     ``wdisc_buf`` the discounted occupancy ``sum_t gamma^t w_t`` (``gpow_buf`` holds
@@ -242,6 +244,8 @@ def _score_group(
     wd = wdisc_buf[:slab]
     gp = gpow_buf[:slab]
     for h in range(n_hyp):
+        if not rows[h]:
+            continue
         _occupancy_in_place(
             ell, d0[g0:g1], stopped[g0:g1], _view(pi_buf, h, shape), cur[:n_states], nxt[:n_states]
         )
@@ -319,11 +323,13 @@ def score_levels(
     rewards,
     discounts,
     lapses,
+    rows,
     obj_rewards,
     kl_out,
     ret_out,
 ):
-    """KL divergences and expected returns of every hypothesis on every level.
+    """KL divergences and expected returns of the hypotheses ``rows`` selects on every
+    level.
 
     Args:
         state_off: (L+1,) int64 state offsets of the levels in the stack.
@@ -338,6 +344,8 @@ def score_levels(
             else 0.0; horizons: (L,) int64, equal within a group; level_discounts: (L,)
             the levels' own discounts (for returns).
         rewards: (n_hyp, S_total, A) each hypothesis's reward; discounts, lapses: (n_hyp,).
+        rows: (n_hyp,) bool: the hypotheses whose KL rows and returns are computed (every
+            policy is computed: each row needs the others' log-probabilities).
         obj_rewards: (n_obj, S_total, A) the objectives whose returns are wanted.
         kl_out: (L, n_hyp, n_hyp) zeros, filled with ``KL_l(h || g)``.
         ret_out: (L, n_hyp, n_obj) zeros, filled with ``J_l(h, o)``.
@@ -380,6 +388,7 @@ def score_levels(
             rewards,
             discounts,
             lapses,
+            rows,
             pi_buf,
             logp_buf,
             V,

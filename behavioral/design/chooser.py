@@ -200,7 +200,7 @@ def expected_evidence(
             variant = rival_variant(g, h, scales)
             members[(h.label, g.label)] = [rivals.index(g), len(hyps)]
             hyps.append(variant)
-    scores = score_levels(stack, hyps)
+    scores = score_levels(stack, hyps, rows=range(len(cands)))  # only the candidates' rows
     L = stack.n_levels
     per = np.zeros((L, len(cands)))
     rival = np.full((L, len(cands)), "", dtype=object)

@@ -367,6 +367,7 @@ def score_levels(
     hypotheses: Sequence[Hypothesis],
     *,
     objectives: Mapping[str, ObjectiveSpec] | None = None,
+    rows: Sequence[int] | None = None,
 ) -> LevelScores:
     """Exact KL divergences and expected returns of every hypothesis on every level.
 
@@ -375,6 +376,9 @@ def score_levels(
             levels' models (stacked here, with ``objectives``).
         hypotheses: at least one; their labels must be distinct.
         objectives: passed to :func:`stack_levels` when ``levels`` are models.
+        rows: positions of the hypotheses whose KL rows (``KL(P_i || .)``) and returns are
+            wanted (default: all); the others' rows are NaN. Each row costs an occupancy
+            pass and a divergence against every hypothesis; every policy is computed.
 
     Returns:
         :class:`LevelScores`. Cost O(n_hyp * H * (nnz + S A)) per level, one compiled
@@ -394,6 +398,13 @@ def score_levels(
     _check_scratch(stack, len(hyps))
     rewards = _hypothesis_rewards(stack, hyps)
     n = len(hyps)
+    wanted = np.ones(n, dtype=np.bool_)
+    if rows is not None:
+        wanted[:] = False
+        for i in rows:
+            if not 0 <= int(i) < n:
+                raise InvalidArgumentError(f"rows must be positions of the {n} hypotheses")
+            wanted[int(i)] = True
     kl = np.zeros((stack.n_levels, n, n))
     ret = np.zeros((stack.n_levels, n, len(stack.objective_names)))
     _kernels.score_levels(
@@ -409,12 +420,15 @@ def score_levels(
         rewards,
         np.array([h.discount for h in hyps]),
         np.array([h.lapse for h in hyps]),
+        wanted,
         np.ascontiguousarray(stack.objectives),
         kl,
         ret,
     )
     # Roundoff can leave -1e-17 where the true value is 0.
     np.maximum(kl, 0.0, out=kl)
+    kl[:, ~wanted, :] = np.nan
+    ret[:, ~wanted, :] = np.nan
     return LevelScores(labels, hyps, stack.objective_names, kl, ret)
 
 
