@@ -422,7 +422,7 @@ def test_an_interrupted_sweep_resumes_without_recomputing(tmp_path: Path, sig: i
         assert proc.returncode == -signal.SIGKILL
     before = _journal(out)
     finished = {r["key"] for r in before if r["status"] == "done"}
-    assert 1 <= len(finished) < len(policies)
+    assert 0 < len(finished) < len(policies)
     worker = int(next(r for r in before if r["status"] == "done")["row"]["worker"].split(":")[1])
     assert _gone(worker, timeout=30), "a worker outlived its sweep"
 
