@@ -501,28 +501,9 @@ def write_drift_report(
 # ----------------------------------------------------------------------------- CLI
 
 
-def _env_kwarg(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add the ``drift`` subcommand to ``sub`` (an argparse subparsers object)."""
+    from behavioral.cli.types import env_kwarg, positive_int
     from behavioral.sweeping.command import add_executor_arguments
 
     p = sub.add_parser(
@@ -540,14 +521,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--split", default="deploy", help="split to audit on (default: %(default)s)")
     p.add_argument(
         "--env-kwarg",
-        type=_env_kwarg,
+        type=env_kwarg,
         action="append",
         metavar="KEY=VALUE",
         help="extra env argument (repeatable; default: the training env arguments)",
     )
     p.add_argument(
         "--episodes",
-        type=_positive_int,
+        type=positive_int,
         default=100,
         help="episodes per checkpoint (default: %(default)s)",
     )

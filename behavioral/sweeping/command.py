@@ -9,28 +9,10 @@ from typing import Any
 __all__ = ["add_executor_arguments", "add_parser", "cmd_sweep", "summarize"]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
-
-
 def add_executor_arguments(p: argparse.ArgumentParser) -> None:
     """``--executor``, ``--workers``, ``--address``, ``--retries``, ``--no-progress``."""
+    from behavioral.cli.types import positive_int, seed_int
+
     p.add_argument(
         "--executor",
         choices=("local", "ray"),
@@ -39,7 +21,7 @@ def add_executor_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="processes (local) or CPUs of the local Ray cluster (default: every CPU)",
     )
@@ -48,7 +30,7 @@ def add_executor_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--retries",
-        type=_non_negative_int,
+        type=seed_int,
         default=1,
         help="times a failed audit is tried again (default: %(default)s)",
     )
