@@ -379,6 +379,23 @@ class GridEnv(gym.Env[np.ndarray, np.int64]):
                 obs[c][masks[name]] = LAYERS[name].value
         return obs
 
+    def _level_masks(self) -> Mapping[str, np.ndarray]:
+        """The boolean (H, W) masks of the layers the level fixes (walls, doors, ...),
+        which no step changes; :meth:`_fixed_layers` draws them once per level."""
+        return {}
+
+    def _fixed_layers(self) -> np.ndarray:
+        """A fresh copy of the observation of the level's fixed layers (drawn once per
+        level), for :meth:`_observe` to mark the state's own cells on (:meth:`_mark`)."""
+        cached = getattr(self, "_fixed_cache", None)
+        if cached is None or cached[0] is not self.level:
+            cached = self._fixed_cache = (self.level, self._layers(self._level_masks()))
+        return cached[1].copy()
+
+    def _mark(self, obs: np.ndarray, name: str, cell: tuple[int, int]) -> None:
+        """Set layer ``name`` at ``cell`` of the observation ``obs``."""
+        obs[self.CHANNELS.index(name)][cell] = LAYERS[name].value
+
     def _features(self, **values: float) -> np.ndarray:
         """(K,) feature vector from keyword values (others 0)."""
         phi = np.zeros(len(self.FEATURES), dtype=np.float64)

@@ -13,7 +13,6 @@ import numpy as np
 from .grid import (
     COLORS,
     DIRECTIONS,
-    LAYERS,
     GridEnv,
     InvalidEnvArgumentError,
     check_choice,
@@ -321,23 +320,21 @@ class RedDoorsEnv(GridEnv):
         entered = {f"{door.color}_door": 1.0, "exit": float(door.exit)}
         return nxt, self._features(step=1.0, **entered)
 
-    def _observe(self, state: Any) -> np.ndarray:
-        # Everything but the agent is the level's: drawn once per level, copied per step.
+    def _level_masks(self) -> dict[str, np.ndarray]:
         lv: RedDoorsLevel = self.level
-        cached = getattr(self, "_level_layers", None)
-        if cached is None or cached[0] is not lv:
-            masks: dict[str, np.ndarray] = {"wall": lv.walls.copy()}
-            for name in ("door", *(f"door_{c}" for c in COLORS), "exit_sign"):
-                masks[name] = np.zeros_like(lv.walls)
-            for d in lv.doors:
-                masks["door"][d.row, d.col] = True
-                masks[f"door_{d.color}"][d.row, d.col] = True
-                if d.exit:
-                    masks["exit_sign"][d.row, d.col] = True
-            agent = self.CHANNELS.index("agent")
-            cached = self._level_layers = (lv, self._layers(masks), agent)
-        obs = cached[1].copy()
-        obs[cached[2]][state] = LAYERS["agent"].value
+        masks: dict[str, np.ndarray] = {"wall": lv.walls.copy()}
+        for name in ("door", *(f"door_{c}" for c in COLORS), "exit_sign"):
+            masks[name] = np.zeros_like(lv.walls)
+        for d in lv.doors:
+            masks["door"][d.row, d.col] = True
+            masks[f"door_{d.color}"][d.row, d.col] = True
+            if d.exit:
+                masks["exit_sign"][d.row, d.col] = True
+        return masks
+
+    def _observe(self, state: Any) -> np.ndarray:
+        obs = self._fixed_layers()  # everything but the agent is the level's
+        self._mark(obs, "agent", state)
         return obs
 
     def _cell(self, state: Any) -> tuple[int, int]:

@@ -12,7 +12,6 @@ import numpy as np
 
 from .grid import (
     DIRECTIONS,
-    LAYERS,
     GridEnv,
     InvalidEnvArgumentError,
     check_choice,
@@ -334,27 +333,24 @@ class WaterPlantsEnv(GridEnv):
         )
         return nxt, phi
 
+    def _level_masks(self) -> dict[str, np.ndarray]:
+        lv: WaterPlantsLevel = self.level
+        tap = np.zeros(lv.walls.shape, dtype=bool)
+        tap[lv.tap] = True
+        # floor: every cell the agent can stand on, pots included
+        return {"wall": lv.walls, "floor": ~lv.walls, "tap": tap}
+
     def _observe(self, state: Any) -> np.ndarray:
         lv: WaterPlantsLevel = self.level
         r, c, water, plants, flooded = state
-        # walls, floor and tap are the level's: drawn once per level, copied per step
-        cached = getattr(self, "_level_layers", None)
-        if cached is None or cached[0] is not lv:
-            tap = np.zeros(lv.walls.shape, dtype=bool)
-            tap[lv.tap] = True
-            # floor: every cell the agent can stand on, pots included
-            static = {"wall": lv.walls, "floor": ~lv.walls, "tap": tap}
-            channels = {name: i for i, name in enumerate(self.CHANNELS)}
-            cached = self._level_layers = (lv, self._layers(static), channels)
-        obs, ch = cached[1].copy(), cached[2]
+        obs = self._fixed_layers()  # walls, floor and tap are the level's
         for cell in lv.floor[:flooded]:
-            obs[ch["flooded"]][cell] = LAYERS["flooded"].value
+            self._mark(obs, "flooded", cell)
         for cell, p in zip(lv.plants, plants, strict=True):
-            name = ("plant_dry", "plant_healthy", "plant_drowned")[p]
-            obs[ch[name]][cell] = LAYERS[name].value
-        obs[ch["agent"], r, c] = LAYERS["agent"].value
+            self._mark(obs, ("plant_dry", "plant_healthy", "plant_drowned")[p], cell)
+        self._mark(obs, "agent", (r, c))
         if water:
-            obs[ch["water"], r, c] = LAYERS["water"].value
+            self._mark(obs, "water", (r, c))
         return obs
 
     def _cell(self, state: Any) -> tuple[int, int]:
