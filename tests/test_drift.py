@@ -55,23 +55,24 @@ def test_checkpoint_steps_errors(tmp_path: Path, names, error, needle) -> None:
         checkpoint_steps(tmp_path / "missing")
 
 
+#: The small training run whose checkpoints the tests audit (with and without checkpoints).
+RUN = dict(
+    split="train",
+    env_kwargs={"size": 7},
+    total_timesteps=600,
+    seed=3,
+    n_envs=2,
+    progress_bar=False,
+    ppo_kwargs=TINY_PPO,
+)
+
+
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory, one_torch_thread) -> tuple[Path, object]:
     from behavioral.policies import train_ppo
 
     directory = tmp_path_factory.mktemp("ckpt")
-    model = train_ppo(
-        RED,
-        split="train",
-        env_kwargs={"size": 7},
-        total_timesteps=600,
-        seed=3,
-        n_envs=2,
-        progress_bar=False,
-        ppo_kwargs=TINY_PPO,
-        checkpoint_every=200,
-        checkpoint_dir=directory,
-    )
+    model = train_ppo(RED, **RUN, checkpoint_every=200, checkpoint_dir=directory)
     return directory, model
 
 
@@ -85,16 +86,7 @@ def test_checkpoints_do_not_change_training(checkpoints) -> None:
     # before training, at the first update boundary (every 64 steps x 2 envs = 128) at or
     # past each multiple of 200, and at the end (600 steps round up to 5 rollouts = 640)
     assert names == [f"ckpt_{s:09d}_steps.zip" for s in (0, 256, 512, 640)]
-    plain = train_ppo(
-        RED,
-        split="train",
-        env_kwargs={"size": 7},
-        total_timesteps=600,
-        seed=3,
-        n_envs=2,
-        progress_bar=False,
-        ppo_kwargs=TINY_PPO,
-    )
+    plain = train_ppo(RED, **RUN)
     a, b = model.policy.state_dict(), plain.policy.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     last = load_ppo(directory / names[-1])
