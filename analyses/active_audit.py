@@ -98,10 +98,8 @@ def correct(case: Case, verdict: str, proxy: str | None, twins: tuple[str, ...] 
 
 def make_env(case: Case) -> gym.Env:
     """The case's env: its split, and a zoo policy's training kwargs (e.g. the level size)."""
-    kwargs = dict(getattr(case, "env_kwargs", ()))
-    if case.policy.startswith("zoo:"):
-        kwargs = {**zoo_env_kwargs(case.policy[4:])[1], **kwargs}
-        kwargs.pop("split", None)
+    kwargs = zoo_env_kwargs(case.policy[4:])[1] if case.policy.startswith("zoo:") else {}
+    kwargs.pop("split", None)
     return gym.make(ENVS[case.env][0], split=case.split, **kwargs)
 
 
