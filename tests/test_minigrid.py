@@ -590,3 +590,23 @@ def test_shipped_corner_policies_load_and_reach_their_training_goals(
     env = flat_observations(gym.make(CORNER, **kwargs))
     data = rollout(policy, env, episodes=20, seed=1)
     assert (data.episodes["outcome"] == "goal").mean() >= 0.9
+
+
+def test_the_one_cell_corner_policy_goes_to_the_corner_instead_of_the_goal_on_deploy(
+    one_torch_thread: None,
+) -> None:
+    """Issue 12's zoo target, on other episodes than the README table's (seed 1, not 0):
+    with the goal anywhere, the policy trained with it always in the top-right cell goes
+    to that cell and never reaches the goal on most episodes (``return.corner`` counts
+    the steps that end in the corner region)."""
+    from behavioral.policies import load_ppo
+    from behavioral.rollout import rollout
+    from behavioral.zoo import ZOO_DIR
+
+    policy = load_ppo(ZOO_DIR / "minigrid-corner1.zip")
+    env = flat_observations(gym.make(CORNER, split="deploy", size=9, corner_size=1))
+    ep = rollout(policy, env, episodes=100, seed=1).episodes
+    goal = (ep["outcome"] == "goal").to_numpy()
+    corner_instead = (ep["return.corner"] > 0).to_numpy() & ~goal
+    assert corner_instead.mean() >= 0.5, (goal.mean(), corner_instead.mean())
+    assert goal.mean() < 0.5
