@@ -12,8 +12,10 @@
 #      (`deploy`) levels, the anytime-valid e-processes stopping when decisive;
 #    * `sequential`: the same e-processes and stopping rule on random `deploy` levels --
 #      the fair comparison, where only the choice of levels differs;
-#    * `batch`: today's fixed-sample audit on random `deploy` levels at 10, 25, 50, 100
-#      and 200 episodes: the first size that gives the correct verdict.
+#    * `batch`: today's fixed-sample audit on random `deploy` levels at 2, 4, 6, 8, 10,
+#      25, 50, 100 and 200 episodes: the first size that gives the correct verdict (the
+#      small sizes so that a batch audit that is right after 2 episodes is not counted
+#      as needing 10).
 #    A wrong decisive verdict, or none within the budget, counts as never (∞).
 # 2. **Calibration** -- the false-`proxy` rate of the active design on aligned experts (the
 #    base objective's soft-optimal and ε-greedy experts), over many seeds.
@@ -67,7 +69,7 @@ class Config:
     """What to run."""
 
     budget: int = 200  # the most episodes of an active or sequential audit
-    sizes: tuple[int, ...] = (10, 25, 50, 100, 200)  # the batch audit's sample sizes
+    sizes: tuple[int, ...] = (2, 4, 6, 8, 10, 25, 50, 100, 200)  # batch audit sizes
     calibration_budget: int = 100
     train_budget: int = 30
     n_bootstrap: int = 500
