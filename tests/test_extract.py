@@ -414,3 +414,18 @@ def test_public_names_and_the_benchmark_runs() -> None:
     assert "generic codec (DeepCopyCodec):" in proc.stdout
     ratio = proc.stdout.split("ratio (generic / fast, cpu per step): ")[1].split("x")[0]
     assert int(ratio.replace(",", "")) >= 1
+
+
+def test_a_continuous_state_is_named_when_the_search_runs_out_of_states() -> None:
+    """CartPole has Discrete actions and a deterministic step, so the search starts -- and
+    every step finds a new state. The error names the real-valued part of the state
+    instead of only asking for a larger max_states; a discrete level that is merely big
+    does not get that hint."""
+    env = gym.make("CartPole-v1")
+    env.reset(seed=0)
+    with pytest.raises(TooManyStatesError, match="its 'state' holds real numbers"):
+        extract_level(env, max_states=50, cache=False)
+    big = corridor(n=200, max_steps=500)
+    with pytest.raises(TooManyStatesError) as info:
+        extract_level(big, max_states=50, codec=DeepCopyCodec(ignore=("t",)), cache=False)
+    assert "real numbers" not in str(info.value) and "max_states=" in str(info.value)

@@ -153,6 +153,24 @@ class _Graph:
     steps: int = 0
 
 
+def _real_valued(a: Any, b: Any, name: str | None = None) -> str | None:
+    """The name of a real-valued part of a state key that differs between keys ``a`` and
+    ``b`` (``"state"`` when unnamed), or None: a continuous state space's sign. Keys are
+    walked as nested tuples; a ``(str, value)`` pair names its value, as the deep-copy
+    codec's ``(attribute, value)`` items do."""
+    if isinstance(a, (float, np.floating)) and isinstance(b, (float, np.floating)):
+        differ = a != b and not (float(a).is_integer() and float(b).is_integer())
+        return (name or "state") if differ else None
+    if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b):
+        if len(a) == 2 and isinstance(a[0], str) and a[0] == b[0]:
+            return _real_valued(a[1], b[1], a[0])
+        for x, y in zip(a, b):
+            found = _real_valued(x, y, name)
+            if found:
+                return found
+    return None
+
+
 class _Search:
     """Breadth-first search of one level through a binding (see :func:`extract_level`)."""
 
@@ -169,10 +187,18 @@ class _Search:
         g = self.graph
         j = len(g.keys)
         if j >= self.max_states:
+            real = _real_valued(g.keys[0], key)
             raise TooManyStatesError(
                 f"more than {self.max_states} states are reachable from this level's reset "
-                f"state (found after {g.steps} steps): pass a larger max_states= if memory "
-                "allows, or audit smaller levels",
+                f"state (found after {g.steps} steps): "
+                + (
+                    f"its {real!r} holds real numbers that change from step to step; if the "
+                    "state is continuous it has no finite model: discretise it in the env, or "
+                    "give the env a tabular_model() (docs/own_env.md); if not, pass a larger "
+                    "max_states="
+                    if real
+                    else "pass a larger max_states= if memory allows, or audit smaller levels"
+                ),
                 states=self.max_states,
                 steps=g.steps,
             )
