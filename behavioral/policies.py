@@ -967,11 +967,11 @@ def check_policy_fits_env(model: Any, env: gym.Env) -> None:
     have = getattr(model, "observation_space", None)
     want = env.observation_space
     if have is not None and (
-        type(have) is not type(want) or getattr(have, "shape", None) != getattr(want, "shape", None)
+        type(have) is not type(want) or getattr(have, "shape", None) not in _fitting_shapes(want)
     ):
         raise PolicyEnvMismatchError(
             f"the policy takes observations {_space_str(have)}; this env's observations are "
-            f"{_space_str(want)}"
+            f"{_space_str(want)}{_wrapper_hint(model, env)}"
         )
     have_a, want_a = getattr(model, "action_space", None), env.action_space
     if have_a is not None and (
@@ -980,6 +980,32 @@ def check_policy_fits_env(model: Any, env: gym.Env) -> None:
         raise PolicyEnvMismatchError(
             f"the policy chooses among actions {_space_str(have_a)}, the env has {_space_str(want_a)}"
         )
+
+
+def _fitting_shapes(space: Any) -> tuple[tuple[int, ...] | None, ...]:
+    """Observation shapes a policy may have for an env's observation ``space``: the same,
+    or, for a uint8 image (H, W, C), SB3's channels-first (C, H, W), which its
+    ``predict`` transposes observations to."""
+    shape = getattr(space, "shape", None)
+    if isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(shape) == 3:
+        return (shape, (shape[2], shape[0], shape[1]))
+    return (shape,)
+
+
+def _wrapper_hint(model: Any, env: gym.Env) -> str:
+    """``": it was trained behind ..."`` when the policy file names observation wrappers
+    (``behavioral_metadata``) that ``env`` lacks, else ``""``."""
+    from behavioral.environments import observation_wrappers, recorded_wrappers
+
+    meta = getattr(model, "behavioral_metadata", None)
+    try:
+        names = recorded_wrappers(meta) if isinstance(meta, Mapping) else ()
+    except InvalidArgumentError:  # a name this library does not know: no hint
+        return ""
+    if not names or observation_wrappers(env) == names:
+        return ""
+    calls = "".join(f"{n}(" for n in reversed(names)) + "env" + ")" * len(names)
+    return f": it was trained behind the observation wrapper(s) {list(names)}; audit {calls}"
 
 
 def _space_str(space: Any) -> str:

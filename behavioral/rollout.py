@@ -94,8 +94,10 @@ from behavioral.errors import (
 )
 from behavioral.npz import NpzReader
 from behavioral.policies import (
+    SB3Policy,
     as_policy,
     check_action,
+    check_policy_fits_env,
     env_state_index,
     env_tabular_model,
     policy_name,
@@ -682,6 +684,8 @@ def rollout(
     if extract_levels is not None:
         check_bool(extract_levels, "extract_levels")
     pol = as_policy(policy)
+    if isinstance(pol, SB3Policy):
+        check_policy_fits_env(pol.model, env)
     space = env.action_space
     if not isinstance(space, gym.spaces.Discrete):
         raise EnvContractError(f"only Discrete action spaces are supported, got {space!r}")

@@ -273,3 +273,44 @@ def test_zoo_errors_are_zoo_errors(tmp_path: Path, monkeypatch) -> None:
     shutil.copy(diverse, tmp_path / "reddoors-train.zip")
     with pytest.raises(ZooFileError, match="trained with"):
         load_zoo("reddoors-train")
+
+
+def test_an_audit_of_a_minigrid_zoo_policy_on_the_bare_env_says_which_wrapper() -> None:
+    """The corner zoo was trained on flattened observations; handed the env's own Dict
+    observations, the audit stops before rolling out, with the wrapper to use -- not an
+    assertion error from inside stable-baselines3."""
+    import gymnasium as gym
+
+    import behavioral
+
+    env = gym.make("behavioral/MiniGridCorner-v0", split="deploy")
+    with pytest.raises(PolicyEnvMismatchError, match=r"flat_observations\(env\)") as info:
+        behavioral.audit(load_zoo("minigrid-corner1"), env, episodes=2, seed=0)
+    assert "Dict" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_an_image_policy_fits_its_env_although_sb3_stores_its_space_channels_first() -> None:
+    """SB3 transposes (H, W, C) uint8 images to (C, H, W) for its networks and stores that
+    space in the model; ``predict`` transposes observations back, so the model fits."""
+    import gymnasium as gym
+
+    from behavioral.policies import check_policy_fits_env
+
+    class Image(gym.Env):
+        observation_space = gym.spaces.Box(0, 255, (8, 8, 3), np.uint8)
+        action_space = gym.spaces.Discrete(2)
+
+        def reset(self, *, seed=None, options=None):
+            return self.observation_space.sample(), {}
+
+        def step(self, action):
+            return self.observation_space.sample(), 0.0, True, False, {}
+
+    model = PPO("MlpPolicy", Image(), n_steps=8, batch_size=8, device="cpu")
+    assert model.observation_space.shape == (3, 8, 8)
+    check_policy_fits_env(model, Image())
+    model.predict(Image().observation_space.sample())  # what an audit's rollout calls
+    wrong = Image()
+    wrong.observation_space = gym.spaces.Box(0, 255, (8, 8, 4), np.uint8)
+    with pytest.raises(PolicyEnvMismatchError):
+        check_policy_fits_env(model, wrong)

@@ -71,6 +71,7 @@ from behavioral.design import (
     sequential_decision,
     stack_levels,
 )
+from behavioral.design.sources import split_env
 from behavioral.errors import EnvContractError, InvalidArgumentError
 from behavioral.irl.maxent import Demonstration
 from behavioral.tabular import TabularModel, absorbing_states
@@ -251,14 +252,6 @@ def _own_levels(env: gym.Env, n: int, rng: np.random.Generator, train_split: str
     return level_pool(seeds, env, n=n, rng=rng, train_split=train_split)
 
 
-def _split_play_env(env: gym.Env, split: str) -> gym.Env:
-    spec = env.spec
-    assert spec is not None  # level_pool refused a split source otherwise
-    kwargs = {**dict(spec.kwargs), "split": split}
-    kwargs.pop("render_mode", None)
-    return gym.make(spec.id, **kwargs)
-
-
 def _cap(pool: LevelPool, n: int, config: ActiveConfig) -> int:
     """At most ``n`` levels of ``pool``'s size, within ``config.pool_states`` states."""
     mean = float(np.mean([m.n_states for m in pool.models])) if len(pool) else 1.0
@@ -314,7 +307,7 @@ def _source_of(
         pool = level_pool(levels, env, n=config.pool, rng=rng, train_split=ts)
         if editable:
             return _Source(pool, len(pool), env, True, search, f"split {levels!r}")
-        play = _split_play_env(env, levels)
+        play = split_env(env, levels)
         return _Source(pool, len(pool), play, False, False, f"split {levels!r}", [play])
     seeds = [int(s) for s in levels]
     pool = level_pool(seeds, env, n=len(seeds), rng=rng, train_split=ts)

@@ -246,8 +246,18 @@ def _describe(
     )
 
 
-def _split_env(env: gym.Env, split: str) -> gym.Env:
-    """A new env of ``env``'s id and kwargs with another split."""
+def split_env(env: gym.Env, split: str) -> gym.Env:
+    """A new env of ``env``'s id and kwargs with another split, behind the same
+    observation wrappers (the policy must see the observations it was trained on)."""
+    from behavioral.environments import observation_wrappers, wrap_observations
+
+    wrappers = observation_wrappers(env)
+    if wrappers is None:
+        raise InvalidArgumentError(
+            "a split name as level source re-makes the env from its id, and one of its "
+            "observation wrappers is not one this library can re-apply: give a callable "
+            "rng -> env as the level source instead"
+        )
     spec = env.spec
     if spec is None:
         raise InvalidArgumentError(
@@ -259,9 +269,10 @@ def _split_env(env: gym.Env, split: str) -> gym.Env:
     kwargs = {**dict(spec.kwargs), "split": split}
     kwargs.pop("render_mode", None)
     try:
-        return gym.make(spec.id, **kwargs)
+        made = gym.make(spec.id, **kwargs)
     except TypeError as err:
         raise InvalidArgumentError(f"{spec.id} takes no split={split!r}: {err}") from None
+    return wrap_observations(made, wrappers)
 
 
 # ----------------------------------------------------------------------------- pools
@@ -302,13 +313,13 @@ def level_pool(
     if env is None:
         raise InvalidArgumentError("a split name or seeds as level source need the env")
     if isinstance(source, str):
-        split_env = _split_env(env, source)
+        made = split_env(env, source)
         try:
             return _pool_from_seeds(
-                split_env, None, int(n), draws, gen, train_split, f"split:{source}", source
+                made, None, int(n), draws, gen, train_split, f"split:{source}", source
             )
         finally:
-            split_env.close()
+            made.close()
     if isinstance(source, (str, bytes)) or not isinstance(source, Sequence):
         raise InvalidArgumentError(
             "levels= must be a callable rng -> env, a split name or a sequence of reset seeds, "
