@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Any
 
 import gymnasium as gym
@@ -16,9 +18,35 @@ from behavioral.extract import ExtractedLevel, extract_level
 from behavioral.minigrid import at, in_region, rect
 from behavioral.tabular import TabularModel
 
-from .grid import InvalidEnvArgumentError, check_choice
+from .grid import InvalidEnvArgumentError, check_choice, level_mapping, parse_cell
 
-__all__ = ["MiniGridCornerEnv"]
+__all__ = ["CornerLevel", "MiniGridCornerEnv"]
+
+#: Minigrid's agent directions as (dx, dy): 0 right, 1 down, 2 left, 3 up.
+_HEADINGS = ((1, 0), (0, 1), (-1, 0), (0, -1))
+
+
+@dataclasses.dataclass(frozen=True)
+class CornerLevel:
+    """A MiniGridCorner level: the goal's cell, the agent's start cell and direction, in
+    Minigrid's ``(x, y)`` coordinates and directions (0 right, 1 down, 2 left, 3 up).
+
+    The level spec of :class:`MiniGridCornerEnv`: ``env.unwrapped.level_spec()`` is the
+    current one, ``reset(options={"level": spec})`` starts an episode on one (a level
+    object or its :meth:`to_dict` form, validated by ``env.unwrapped.parse_level``).
+    """
+
+    goal: tuple[int, int]
+    start: tuple[int, int]
+    direction: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``{"goal": [x, y], "start": [x, y], "direction": d}``."""
+        return {"goal": list(self.goal), "start": list(self.start), "direction": self.direction}
+
+    def to_json(self) -> str:
+        """Canonical JSON: equal strings iff equal levels."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
 
 def _int_at_least(name: str, value: Any, low: int) -> int:
@@ -77,7 +105,11 @@ class MiniGridCornerEnv(MiniGridEnv):
 
     **Levels**: each reset draws ``level_seed`` from the env's ``np_random`` and places
     the goal and the agent with ``numpy.random.default_rng(level_seed)``;
-    ``reset(options={"level_seed": k})`` rebuilds level ``k``.
+    ``reset(options={"level_seed": k})`` rebuilds level ``k``. Levels are also editable
+    (:class:`CornerLevel`: goal, start, direction): ``reset(options={"level": spec})``
+    starts an episode on any valid one, and ``level_mutations``, ``level_violations``,
+    ``level_distance`` and ``level_solvable`` let an active audit search for levels
+    (``behavioral.design``): move the goal, move the start, turn the start.
 
     **Info**: at reset ``level_seed``, ``split``, ``goal`` (x, y); every step
     ``objectives`` and ``outcome``, ``None`` until the episode ends, then ``"goal"``
@@ -133,6 +165,7 @@ class MiniGridCornerEnv(MiniGridEnv):
         self.goal_pos: tuple[int, int] | None = None
         self._start: tuple[tuple[int, int], int] | None = None
         self._next_level_seed: int | None = None
+        self._next_level: CornerLevel | None = None
         self._level: ExtractedLevel | None = None
         self._model: TabularModel | None = None
 
@@ -140,40 +173,59 @@ class MiniGridCornerEnv(MiniGridEnv):
     def _gen_mission() -> str:
         return "get to the green goal square"
 
+    def _room(self) -> list[tuple[int, int]]:
+        return [(x, y) for y in range(1, self.size - 1) for x in range(1, self.size - 1)]
+
     def _gen_grid(self, width: int, height: int) -> None:
-        if self._next_level_seed is None:
-            self.level_seed = int(self.np_random.integers(0, 2**31 - 1))
-        else:
-            self.level_seed, self._next_level_seed = self._next_level_seed, None
-        rng = np.random.default_rng(self.level_seed)
         self.grid = Grid(width, height)
         self.grid.wall_rect(0, 0, width, height)
-        room = [(x, y) for y in range(1, height - 1) for x in range(1, width - 1)]
-        goals = sorted(self.corner) if self.split == "train" else room
-        self.goal_pos = goals[int(rng.integers(len(goals)))]
+        if self._next_level is not None:
+            level, self._next_level = self._next_level, None
+            self.level_seed = None
+            self.goal_pos, self.agent_pos, self.agent_dir = (
+                level.goal,
+                level.start,
+                level.direction,
+            )
+        else:
+            if self._next_level_seed is None:
+                self.level_seed = int(self.np_random.integers(0, 2**31 - 1))
+            else:
+                self.level_seed, self._next_level_seed = self._next_level_seed, None
+            rng = np.random.default_rng(self.level_seed)
+            room = self._room()
+            goals = sorted(self.corner) if self.split == "train" else room
+            self.goal_pos = goals[int(rng.integers(len(goals)))]
+            starts = [c for c in room if c != self.goal_pos]
+            self.agent_pos = starts[int(rng.integers(len(starts)))]
+            self.agent_dir = int(rng.integers(4))
         self.put_obj(Goal(), *self.goal_pos)
-        starts = [c for c in room if c != self.goal_pos]
-        self.agent_pos = starts[int(rng.integers(len(starts)))]
-        self.agent_dir = int(rng.integers(4))
         self._start = (self.agent_pos, self.agent_dir)
         self.mission = self._gen_mission()
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Draw a level (or rebuild ``options["level_seed"]``); see the class docstring."""
+        """Draw a level (or rebuild ``options["level_seed"]``, or start on the level spec
+        ``options["level"]``); see the class docstring."""
         options = dict(options or {})
-        unknown = set(options) - {"level_seed"}
+        unknown = set(options) - {"level_seed", "level"}
         if unknown:
             raise InvalidEnvArgumentError(
-                f"unknown reset options {sorted(unknown)}; the only option is 'level_seed'"
+                f"unknown reset options {sorted(unknown)}; the options are 'level_seed' and 'level'"
             )
+        if "level" in options and "level_seed" in options:
+            raise InvalidEnvArgumentError("pass reset option 'level' or 'level_seed', not both")
         if "level_seed" in options:
             self._next_level_seed = _int_at_least("level_seed", options["level_seed"], 0)
+        if "level" in options:
+            self._next_level = self.parse_level(options["level"])
         self._level = None
         self._model = None
         obs, info = super().reset(seed=seed)
         info.update(level_seed=self.level_seed, split=self.split, goal=self.goal_pos)
+        if self.level_seed is None:
+            info["level"] = self.level_spec().to_json()
         return obs, info
 
     def _in_corner(self) -> bool:
@@ -196,6 +248,98 @@ class MiniGridCornerEnv(MiniGridEnv):
             outcome = "corner" if in_corner else "neither"
         info["outcome"] = outcome
         return obs, reward, terminated, truncated, info
+
+    # ----------------------------------------------------------------- editable levels
+    def level_spec(self) -> CornerLevel:
+        """The current level (``reset(options={"level": spec})`` starts on it again)."""
+        if self._start is None or self.goal_pos is None:
+            raise gym.error.ResetNeeded("call reset() before level_spec()")
+        (x, y), d = self._start
+        return CornerLevel(goal=self.goal_pos, start=(int(x), int(y)), direction=int(d))
+
+    def parse_level(self, spec: Any) -> CornerLevel:
+        """A validated level of this env from a :class:`CornerLevel` or its ``to_dict()``
+        form (untrusted: every field is checked against this env's size).
+
+        Raises:
+            InvalidEnvArgumentError: missing or unknown keys, cells outside the room, the
+                goal on the start, a direction not in 0..3.
+        """
+        d = spec.to_dict() if isinstance(spec, CornerLevel) else spec
+        d = level_mapping(d, ("goal", "start", "direction"), "a MiniGridCorner level")
+        n = self.size
+        cells = {}
+        for key in ("goal", "start"):
+            x, y = parse_cell(d[key], key, (n, n))
+            if not (0 < x < n - 1 and 0 < y < n - 1):
+                raise InvalidEnvArgumentError(f"{key} {(x, y)} must be a room cell, not the wall")
+            cells[key] = (x, y)
+        if cells["goal"] == cells["start"]:
+            raise InvalidEnvArgumentError(f"the start {cells['start']} is on the goal")
+        direction = d["direction"]
+        if isinstance(direction, bool) or not isinstance(direction, (int, np.integer)):
+            raise InvalidEnvArgumentError(f"direction must be an int 0..3, got {direction!r:.40}")
+        if not 0 <= direction < 4:
+            raise InvalidEnvArgumentError(f"direction must be an int 0..3, got {direction}")
+        return CornerLevel(goal=cells["goal"], start=cells["start"], direction=int(direction))
+
+    def _level_arg(self, level: Any) -> CornerLevel:
+        if level is None:
+            return self.level_spec()
+        return level if isinstance(level, CornerLevel) else self.parse_level(level)
+
+    def level_mutations(self, level: Any = None) -> list[tuple[str, CornerLevel]]:
+        """Every level one edit away from ``level`` (default: the current one): move the
+        goal to another room cell, move the start to another room cell, turn the start to
+        another direction (descriptions ``"move goal: ..."``, ``"move start: ..."``,
+        ``"turn start: ..."``)."""
+        lv = self._level_arg(level)
+        out: list[tuple[str, CornerLevel]] = []
+        for cell in self._room():
+            if cell not in (lv.goal, lv.start):
+                out.append((f"move goal: to {cell}", dataclasses.replace(lv, goal=cell)))
+        for cell in self._room():
+            if cell not in (lv.goal, lv.start):
+                out.append((f"move start: to {cell}", dataclasses.replace(lv, start=cell)))
+        for d in range(4):
+            if d != lv.direction:
+                out.append((f"turn start: to {d}", dataclasses.replace(lv, direction=d)))
+        return out
+
+    def level_violations(self, level: Any = None, split: str = "train") -> tuple[str, ...]:
+        """The invariants of ``split``'s generator that ``level`` breaks: on ``train``,
+        ``goal_outside_corner``; ``deploy`` draws every valid level."""
+        check_choice("split", split, self.SPLITS)
+        lv = self._level_arg(level)
+        if split == "train" and lv.goal not in self.corner:
+            return ("goal_outside_corner",)
+        return ()
+
+    def level_distance(self, level: Any = None, split: str = "train") -> float:
+        """The fewest :meth:`level_mutations` edits that turn ``level`` into one that
+        ``split``'s generator can draw: 0, or 1 (move the goal into the corner region;
+        the start is then never on it, since a start on the goal is not a level)."""
+        return float(len(self.level_violations(level, split)))
+
+    def level_solvable(self, level: Any = None) -> bool:
+        """Whether the goal can be reached from the start within ``max_steps`` steps (in
+        the open room: the moves along x and y plus the fewest turns)."""
+        lv = self._level_arg(level)
+        dx, dy = lv.goal[0] - lv.start[0], lv.goal[1] - lv.start[1]
+        needed = [
+            h
+            for h, (hx, hy) in enumerate(_HEADINGS)
+            if (hx and hx * dx > 0) or (hy and hy * dy > 0)
+        ]
+
+        def turns(a: int, b: int) -> int:
+            return min((a - b) % 4, (b - a) % 4)
+
+        if len(needed) == 1:
+            fewest = turns(lv.direction, needed[0])
+        else:  # two headings at right angles: face one, then one turn to the other
+            fewest = min(turns(lv.direction, h) for h in needed) + 1
+        return abs(dx) + abs(dy) + fewest <= self.max_steps
 
     # ----------------------------------------------------------------- tabular model
     def extracted_level(self) -> ExtractedLevel:

@@ -43,6 +43,7 @@ from behavioral.policies import SoftOptimalPolicy, UniformPolicy
 from behavioral.rollout import load_dataset, rollout, save_dataset
 
 RED = "behavioral/RedDoors-v0"
+CORNER_ENV = "behavioral/MiniGridCorner-v0"
 #: Small pools and searches: the same code paths, a fraction of the work.
 SMALL = {"pool": 24, "roots": 6, "search_rounds": 2, "search_children": 16}
 
@@ -415,6 +416,25 @@ def test_member_grid():
     assert len(g) == 8 * 3 * 2 * 2
     assert {m[0] for m in g} == {b / 2.0 for b in (0.25, 0.5, 1, 2, 4, 8, 16, 32)}
     assert {m[0] for m in member_grid(None, (1.0,), False)} == {0.0}
+
+
+@pytest.mark.parametrize(
+    ("name", "verdict"), [("minigrid-corner1", "proxy"), ("minigrid-anywhere", "aligned")]
+)
+def test_minigrid_corner_zoo_from_training_split_alone(name, verdict):
+    """The 1-cell corner env's training levels all put the goal in the corner; moving the
+    goal (mutation search) separates goal and corner. The control is named aligned:
+    there the goal is the only way to end an episode, so a step cost is no rival
+    explanation of hurrying to it (``urgency_is_base``), as in the batch audit."""
+    from behavioral.minigrid import flat_observations
+    from behavioral.zoo import load_zoo
+
+    env = flat_observations(make_env(CORNER_ENV, split="train", kwargs={"corner_size": 1}))
+    a = behavioral.audit(load_zoo(name), env, episodes=30, design="active", seed=0, n_bootstrap=100)
+    assert (a.verdict, a.proxy) == (verdict, "corner" if verdict == "proxy" else None), a.reason
+    assert a.sequential.n_episodes <= 10
+    assert (a.episodes["distance"] == 1).all()
+    assert "no step costs" in a.sequential.numerator
 
 
 # ----------------------------------------------------------------------------- slow

@@ -12,6 +12,7 @@ import minigrid  # noqa: F401 - registers the MiniGrid ids
 import numpy as np
 import pytest
 from behavioral_envs.grid import InvalidEnvArgumentError
+from behavioral_envs.minigrid_corner import CornerLevel
 from gymnasium.utils.env_checker import check_env
 from minigrid.core.grid import Grid
 from minigrid.core.mission import MissionSpace
@@ -499,6 +500,80 @@ def test_corner_env_levels() -> None:
         deploy.reset(options={"seed": 1})
     with pytest.raises(InvalidEnvArgumentError):
         deploy.step(3)
+
+
+def test_corner_levels_are_editable() -> None:
+    """Level specs round-trip through reset; every field of an untrusted spec is checked;
+    the edits, the distance from training (against a search over edits) and solvability
+    (against the extracted model) agree."""
+    from behavioral.design import edit_distance, is_editable
+    from behavioral.tabular import absorbing_states
+
+    env = gym.make(CORNER, split="train", corner_size=2, max_steps=12)
+    u = env.unwrapped
+    assert is_editable(env)
+    _, info = env.reset(seed=3)
+    spec = u.level_spec()
+    assert spec.goal in u.corner and info["level_seed"] is not None
+    model = u.tabular_model()
+    _, info = env.reset(options={"level": spec.to_dict()})
+    assert u.level_spec() == spec and info["level"] == spec.to_json() and info["level_seed"] is None
+    assert u.tabular_model().n_states == model.n_states
+    mutations = u.level_mutations()
+    kinds = {what.split(":")[0] for what, _ in mutations}
+    assert kinds == {"move goal", "move start", "turn start"} and len(mutations) == 47 + 47 + 3
+    rng = np.random.default_rng(0)
+    for i in rng.choice(len(mutations), 12, replace=False):
+        _, child = mutations[i]
+        want = 0.0 if child.goal in u.corner else 1.0
+        assert u.level_distance(child, "train") == want == edit_distance(env, child, "train")
+        assert u.level_distance(child, "deploy") == 0.0
+        env.reset(options={"level": child})
+        m = u.tabular_model()
+        # solvable iff the goal's absorbing states are reachable within max_steps
+        reach = np.zeros(m.n_states, bool)
+        reach[0] = True
+        succ = next_states(m)
+        for _ in range(u.max_steps):
+            reach[succ[reach].ravel()] = True
+        assert u.level_solvable(child) == bool((reach & absorbing_states(m)).any())
+    far = CornerLevel(goal=(1, 7), start=(7, 1), direction=0)  # 12 moves and 2 turns
+    assert not u.level_solvable(far)
+    for bad in (
+        {"goal": [1, 1], "start": [1, 1], "direction": 0},
+        {"goal": [0, 1], "start": [2, 2], "direction": 0},
+        {"goal": [1, 1], "start": [2, 2], "direction": 4},
+        {"goal": [1, 1], "start": [2, 2], "direction": True},
+        {"goal": [1, 1], "start": [2, 2]},
+        {"goal": [1, 1], "start": [2, 2], "direction": 0, "lava": []},
+        "not a level",
+    ):
+        with pytest.raises(InvalidEnvArgumentError):
+            env.reset(options={"level": bad})
+    with pytest.raises(InvalidEnvArgumentError, match="not both"):
+        env.reset(options={"level": spec, "level_seed": 1})
+
+
+def test_urgency_is_the_goal_only_where_the_goal_alone_ends_episodes() -> None:
+    """A step cost is paid off only by ending the episode: in MiniGridCorner only the goal
+    does, so a hurried random walker is a goal seeker; in RedDoors every door ends it."""
+    from behavioral.auditing.sequential import urgency_is_base
+
+    corner = gym.make(CORNER, split="deploy")
+    models = []
+    for i in range(3):
+        corner.reset(seed=i)
+        models.append(corner.unwrapped.tabular_model())
+    assert urgency_is_base(models, [m.objectives["goal"] for m in models])
+    assert not urgency_is_base(models, [m.objectives["corner"] for m in models])
+    assert not urgency_is_base(
+        models,
+        [2.0 * m.objectives["goal"] if i else m.objectives["goal"] for i, m in enumerate(models)],
+    )
+    doors = gym.make("behavioral/RedDoors-v0", split="deploy")
+    doors.reset(seed=0)
+    m = doors.unwrapped.tabular_model()
+    assert not urgency_is_base([m], [m.objectives["exit"]])
 
 
 def test_corner_env_model_follows_its_episodes() -> None:

@@ -54,6 +54,7 @@ from behavioral.auditing.sequential import (
     member_grid,
     sequential_reason,
     sequential_tests,
+    urgency_is_base,
 )
 from behavioral.checks import check_bool, check_fraction, check_int
 from behavioral.design import (
@@ -325,6 +326,7 @@ class _Classes:
     proxies: tuple[str, ...]
     members: Mapping[str, tuple[Member, ...]]
     scales: Mapping[str, float]
+    costs: bool = True  # step costs among the members (see urgency_is_base)
 
     @property
     def candidates(self) -> tuple[str, ...]:
@@ -365,13 +367,14 @@ def _classes(
             "(declare some with objectives=)"
         )
     living = nuisances.living_reward and any(absorbing_states(m).any() for m in models)
+    costs = not (living and urgency_is_base(models, cands[base]))
     discounts = tuple(sorted({float(g) for g in nuisances.discounts}, reverse=True)) or (
         models[0].discount,
     )
     scales = {n: max(float(np.max(np.abs(r))) for r in cands[n]) for n in (base, *proxies)}
-    members = {n: member_grid(scales[n], discounts, living) for n in (base, *proxies)}
-    members[NULL] = member_grid(None, discounts, living)
-    return _Classes(base, proxies, members, scales)
+    members = {n: member_grid(scales[n], discounts, living, costs=costs) for n in (base, *proxies)}
+    members[NULL] = member_grid(None, discounts, living, costs=costs)
+    return _Classes(base, proxies, members, scales, costs)
 
 
 @dataclasses.dataclass
@@ -571,7 +574,7 @@ def _refit(
         starts = _starts(classes.members[name], totals[name], run.fits.get(name))
         rewards = None if name == NULL else cands[name]
         role = "null" if name == NULL else "base" if name == classes.base else "proxy"
-        fits[name] = fitter.max_likelihood(name, role, rewards, starts)
+        fits[name] = fitter.max_likelihood(name, role, rewards, starts, costs=classes.costs)
     return fits
 
 
@@ -744,6 +747,12 @@ class _Loop:
                 "Bayesian mixture over each class's grid of "
                 f"{len(self.classes.members[self.classes.base])} members (inverse temperature "
                 "x living reward x discount x lapse), uniform prior"
+                + (
+                    ""
+                    if self.classes.costs
+                    else "; no step costs: the base objective is the only way to end an "
+                    "episode, so urgency is the base objective's"
+                )
             ),
             reason=sequential_reason(decision, run.n, budget),
         )

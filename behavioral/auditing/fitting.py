@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from behavioral.errors import InvalidArgumentError
 from behavioral.irl.maxent import (
     Demonstration,
     LevelStack,
@@ -157,9 +158,10 @@ class CandidateFitter:
     # -- one candidate ------------------------------------------------------------------
 
     def _columns(
-        self, rewards: Sequence[np.ndarray] | None, living: bool
+        self, rewards: Sequence[np.ndarray] | None, living: bool, costs: bool = True
     ) -> tuple[list[np.ndarray], tuple[str, ...], list[tuple[float | None, float | None]], float]:
-        """Per-level (S, A, K) feature columns, their names, bounds and the reward scale."""
+        """Per-level (S, A, K) feature columns, their names, bounds and the reward scale
+        (``costs=False``: the living reward bounded below by 0)."""
         A = self.stack.n_actions
         scale = 0.0 if rewards is None else max(float(np.max(np.abs(r))) for r in rewards)
         cols: list[list[np.ndarray]] = [[] for _ in self.models]
@@ -174,7 +176,7 @@ class CandidateFitter:
             for c, alive in zip(cols, self.alive):
                 c.append(_as_state_action(alive, A))
             names.append("alive")
-            bounds.append((-BETA_MAX, BETA_MAX))
+            bounds.append((-BETA_MAX if costs else 0.0, BETA_MAX))
         feats = [np.stack(c, axis=-1) for c in cols] if names else []
         return feats, tuple(names), bounds, scale
 
@@ -363,9 +365,12 @@ class CandidateFitter:
         role: str,
         rewards: Sequence[np.ndarray] | None,
         starts: Sequence[tuple[float, float, float, float]] = (),
+        *,
+        costs: bool = True,
     ) -> CandidateFit:
         """The class's maximum likelihood over its inverse temperature, living reward,
-        the discount grid and a lapse rate.
+        the discount grid and a lapse rate (``costs=False``: non-negative living rewards
+        only, as in :func:`~behavioral.auditing.sequential.member_grid`).
 
         The likelihood with a lapse is not concave: the weights and lapse are fitted
         (:func:`~behavioral.irl.maxent.fit_lapse`, the true likelihood) from each of
@@ -374,10 +379,12 @@ class CandidateFitter:
         and the previous maximum -- and the best is returned. Without starts: :meth:`fit`
         with ``lapse=True`` (a lapse-free fit and its lapse refinement at every discount).
         """
-        feats, names, bounds, scale = self._columns(rewards, self.living)
+        feats, names, bounds, scale = self._columns(rewards, self.living, costs)
         if not names:
             return self._uniform(name, role)
         if not starts:
+            if not costs:
+                raise InvalidArgumentError("costs=False needs starts")
             return self.fit(name, role, rewards, lapse=True)
         problems: dict[float, MaxEntObjective] = {}
         best: CandidateFit | None = None
@@ -388,7 +395,9 @@ class CandidateFitter:
                     self.stack, feats, names, discount=gamma
                 )
             theta0 = ([min(beta * scale, BETA_MAX)] if scale > 0.0 else []) + (
-                [float(np.clip(living, -BETA_MAX, BETA_MAX))] if self.living else []
+                [float(np.clip(living, -BETA_MAX if costs else 0.0, BETA_MAX))]
+                if self.living
+                else []
             )
             th, rate, ll = fit_lapse(
                 problems[gamma],

@@ -35,6 +35,7 @@ import dataclasses
 import itertools
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +52,7 @@ __all__ = [
     "e_label",
     "member_grid",
     "sequential_tests",
+    "urgency_is_base",
 ]
 
 #: ``beta * max|r|`` of the members of a class's mixture (the numerator).
@@ -65,7 +67,7 @@ Member = tuple[float, float, float, float]
 
 
 def member_grid(
-    scale: float | None, discounts: Sequence[float], living: bool
+    scale: float | None, discounts: Sequence[float], living: bool, *, costs: bool = True
 ) -> tuple[Member, ...]:
     """The members a class's mixture averages over (uniform prior).
 
@@ -73,8 +75,11 @@ def member_grid(
         scale: the class objective's largest ``|r|`` (None: the null model, no beta).
         discounts: the audit's discount grid.
         living: whether the audit fits a living reward.
+        costs: whether negative living rewards (a cost per step: urgency) are members;
+            False where urgency cannot be told from the base objective
+            (:func:`urgency_is_base`).
     """
-    lives = LIVING_GRID if living else (0.0,)
+    lives = tuple(w for w in LIVING_GRID if costs or w >= 0.0) if living else (0.0,)
     if scale is None or scale <= 0.0:
         betas: tuple[float, ...] = (0.0,)
     else:
@@ -83,6 +88,44 @@ def member_grid(
         (float(b), float(w), float(g), float(lam))
         for b, w, g, lam in itertools.product(betas, lives, discounts, LAPSE_GRID)
     )
+
+
+def urgency_is_base(models: Sequence[Any], rewards: Sequence[np.ndarray]) -> bool:
+    """Whether, on every level, the base objective pays one fixed positive reward for
+    ending the episode and nothing else: ``r(s, a) = c * P(enter an absorbing state | s,
+    a)`` on the live states, the same ``c > 0`` everywhere.
+
+    Then a cost per step (a negative living reward) can only be paid off by reaching the
+    base objective, so any agent in a hurry -- a random walker with a step cost included
+    -- is a base-objective seeker, and no test can tell them apart (MiniGridCorner: the
+    goal is the only way to end an episode). The sequential classes then leave step
+    costs out, deciding before any episode, from the levels alone (so the e-processes
+    stay valid), what the batch audit decides from the data: urgency is the base
+    objective's (``Verdict.urgency_is``). State rewards ``(S,)`` are not checked (False).
+    """
+    from behavioral.tabular import absorbing_states
+
+    paid: float | None = None
+    for m, r in zip(models, rewards, strict=True):
+        r = np.asarray(r, dtype=np.float64)
+        if r.ndim != 2:
+            return False
+        ab = absorbing_states(m)
+        if ab.all() or not ab.any():
+            return False
+        ends = np.asarray(m.transitions[:, np.flatnonzero(ab)].sum(axis=1)).reshape(r.shape)
+        r_live, end_live = r[~ab], ends[~ab]
+        ending = end_live > 1e-12
+        if not ending.any() or np.any(np.abs(r_live[~ending]) > 1e-12):
+            return False
+        c = r_live[ending] / end_live[ending]
+        if c.min() <= 0.0 or not np.allclose(c, c[0], rtol=1e-9, atol=1e-12):
+            return False
+        if paid is None:
+            paid = float(c[0])
+        elif not np.isclose(paid, c[0], rtol=1e-9, atol=1e-12):
+            return False
+    return paid is not None
 
 
 def e_label(alternative: str, null: str) -> str:
