@@ -429,3 +429,12 @@ def test_a_continuous_state_is_named_when_the_search_runs_out_of_states() -> Non
     with pytest.raises(TooManyStatesError) as info:
         extract_level(big, max_states=50, codec=DeepCopyCodec(ignore=("t",)), cache=False)
     assert "real numbers" not in str(info.value) and "max_states=" in str(info.value)
+
+
+def test_the_generic_codec_compares_numpy_dtypes_held_in_the_state() -> None:
+    """BabyAI's instruction objects hold numpy dtypes; the deep-copy codec encodes them by
+    value instead of refusing the env."""
+    env = corridor(n=6)
+    env.unwrapped.kind = {"dtype": np.dtype("int64"), "ids": np.arange(3)}
+    level = extract_level(env, codec=DeepCopyCodec(ignore=("t",)), cache=False)
+    assert level.model.n_states == 6

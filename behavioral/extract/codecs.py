@@ -48,6 +48,8 @@ def _freeze(value: Any, memo: dict[int, int]) -> Hashable:
         return value
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, np.dtype):  # e.g. held by BabyAI's instructions
+        return ("dtype", value.str)
     if isinstance(value, enum.Enum):
         return (type(value).__qualname__, value.name)
     if isinstance(value, np.ndarray):
