@@ -851,3 +851,21 @@ def test_design_speed_benchmark_quick() -> None:
     assert float(m.group(3)) > 1
     assert re.search(r"levels generated per second .*RedDoors.*[\d,]+ levels/s", out, re.S)
     assert "max |kernel - reference|" in out
+
+
+def test_a_split_source_keeps_the_observation_wrappers_or_says_why_it_cannot() -> None:
+    """A split name re-makes the env from its id: the library's own observation wrappers
+    are re-applied (the policy sees what it was trained on); a wrapper it cannot re-apply
+    is refused, with the way out (a callable source), rather than silently dropped."""
+    from gymnasium.wrappers import TransformObservation
+
+    from behavioral.design.sources import split_env
+    from behavioral.minigrid import flat_observations
+
+    corner = flat_observations(gym.make("behavioral/MiniGridCorner-v0", split="train"))
+    made = split_env(corner, "deploy")
+    assert made.observation_space == corner.observation_space
+    assert made.unwrapped.split == "deploy"
+    odd = TransformObservation(gym.make("behavioral/RedDoors-v0", split="train"), lambda o: o)
+    with pytest.raises(InvalidArgumentError, match="callable"):
+        level_pool("deploy", odd, n=2, rng=0)
