@@ -1002,10 +1002,35 @@ def _wrapper_hint(model: Any, env: gym.Env) -> str:
         names = recorded_wrappers(meta) if isinstance(meta, Mapping) else ()
     except InvalidArgumentError:  # a name this library does not know: no hint
         return ""
-    if not names or observation_wrappers(env) == names:
-        return ""
-    calls = "".join(f"{n}(" for n in reversed(names)) + "env" + ")" * len(names)
-    return f": it was trained behind the observation wrapper(s) {list(names)}; audit {calls}"
+    if names and observation_wrappers(env) != names:
+        calls = "".join(f"{n}(" for n in reversed(names)) + "env" + ")" * len(names)
+        return f": it was trained behind the observation wrapper(s) {list(names)}; audit {calls}"
+    fits = [n for n in _known_wrappers() if _fits_behind(model, env, n)]
+    if fits:
+        return (
+            f"; it fits this env behind {' or '.join(fits)}: wrap the env in it "
+            f"(CLI: --obs-wrapper {fits[0]})"
+        )
+    return ""
+
+
+def _known_wrappers() -> tuple[str, ...]:
+    from behavioral.environments import OBSERVATION_WRAPPERS
+
+    return tuple(OBSERVATION_WRAPPERS)
+
+
+def _fits_behind(model: Any, env: gym.Env, name: str) -> bool:
+    """Whether ``model``'s observation space fits ``env`` behind the observation wrapper
+    ``name`` (one of the fixed table's; a wrapper that cannot wrap this env does not)."""
+    from behavioral.environments import wrap_observations
+
+    have = getattr(model, "observation_space", None)
+    try:
+        want = wrap_observations(env, [name]).observation_space
+    except Exception:  # a wrapper that does not apply to this env
+        return False
+    return type(have) is type(want) and getattr(have, "shape", None) in _fitting_shapes(want)
 
 
 def _space_str(space: Any) -> str:

@@ -40,7 +40,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -412,7 +412,7 @@ def make_env(
     env_id: str,
     split: str | None,
     kwargs: Mapping[str, Any] | None = None,
-    wrappers: tuple[str, ...] = (),
+    wrappers: Sequence[str] = (),
 ) -> Any:
     """:func:`behavioral.environments.make_env` for an id named by text: a validated id
     (no module part), JSON-scalar keywords, ``split`` passed only where the env takes it
@@ -468,12 +468,15 @@ def policy_and_env(
     extra: Mapping[str, Any] | None,
     *,
     trusted: bool = False,
+    wrappers: Sequence[str] | None = None,
 ) -> tuple[Any, Any]:
     """The policy a spec names and the env to run it in.
 
     The env is ``env``, or else the one the policy was trained in (:func:`trained_env`);
-    in the env it was trained in, its training env kwargs (e.g. the level size) are
-    reused. ``extra`` values override them. The split is passed only when given (the
+    in the env it was trained in, its training env kwargs (e.g. the level size) and
+    observation wrappers are reused. ``extra`` values override the kwargs, ``wrappers``
+    (names in :data:`~behavioral.environments.OBSERVATION_WRAPPERS`, innermost first)
+    the wrappers. The split is passed only when given (the
     env's default otherwise). A trained policy must fit the env's spaces, and a planner's
     objectives must be ones the env declares.
 
@@ -494,7 +497,7 @@ def policy_and_env(
         if env is None or spec.kind != "file":
             raise
         # Spaces stored only pickled: the env named here stands in.
-        made = make_env(env_id(env), split, extra)
+        made = make_env(env_id(env), split, extra, wrappers or ())
         return load_policy(spec, trusted=trusted, env=made), made
     known_env, known_kwargs = trained_env(spec, policy)
     resolved = env_id(env) if env is not None else known_env
@@ -502,7 +505,8 @@ def policy_and_env(
         raise SpecError("--env is required for this policy (e.g. behavioral/RedDoors-v0)")
     kwargs = dict(known_kwargs) if resolved == known_env else {}
     kwargs.update(extra or {})
-    wrappers = trained_wrappers(spec, policy) if resolved == known_env else ()
+    if wrappers is None:
+        wrappers = trained_wrappers(spec, policy) if resolved == known_env else ()
     made = make_env(resolved, split, kwargs, wrappers)
     if spec.kind in ("zoo", "file"):
         check_policy_fits_env(policy, made)

@@ -112,3 +112,41 @@ def test_irl_on_a_minigrid_dataset_weighs_the_levels_features(
     doc = json.loads((here / "w.json").read_text())
     assert list(doc["weights"]) == ["reward", "lava"]  # the audit's features of these levels
     assert doc["weights"]["reward"] > 0 > doc["weights"]["lava"]  # seeks the goal, not lava
+
+
+@pytest.fixture(scope="module")
+def image_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PPO zip trained the way Minigrid users often do: behind ``ImgObsWrapper``
+    (image only), saved by SB3 itself (no metadata of ours)."""
+    import gymnasium as gym
+    import minigrid  # noqa: F401
+    from minigrid.wrappers import ImgObsWrapper
+    from stable_baselines3 import PPO
+
+    env = ImgObsWrapper(gym.make("MiniGrid-Empty-5x5-v0"))
+    model = PPO("MlpPolicy", env, n_steps=64, batch_size=32, n_epochs=1, seed=0, device="cpu")
+    model.learn(64)
+    path = tmp_path_factory.mktemp("zips") / "img.zip"
+    model.save(path)
+    return path
+
+
+def test_a_users_image_policy_is_told_its_wrapper_and_audited_with_it(
+    here: Path, image_zip: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ("audit", "--env", "MiniGrid-Empty-5x5-v0", "--policy", str(image_zip))
+    res = call(capsys, *base, "--episodes", "3", "--fast", "--out", "bare")
+    assert_one_line_error(res)
+    assert "--obs-wrapper minigrid.wrappers.ImgObsWrapper" in res.stderr
+    assert not (here / "bare").exists()
+    res = call(
+        capsys, *base, "--obs-wrapper", "minigrid.wrappers.ImgObsWrapper",
+        "--episodes", "3", "--fast", "--out", "wrapped",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    meta = _summary(here / "wrapped")["metadata"]
+    assert meta["env_id"] == "MiniGrid-Empty-5x5-v0"
+    assert meta["observation_wrappers"] == ["minigrid.wrappers.ImgObsWrapper"]
+    assert "minigrid.wrappers.ImgObsWrapper" in (here / "wrapped" / "report.md").read_text()
+    res = call(capsys, *base, "--obs-wrapper", "os.system", "--out", "x")
+    assert res.returncode != 0 and "invalid choice" in res.stderr

@@ -883,6 +883,7 @@ def _assemble(
         **dict(metadata),
         "env_id": recorded.get("env_id"),
         "env_kwargs": recorded.get("env_kwargs"),
+        "observation_wrappers": recorded.get("observation_wrappers"),
         "split": recorded.get("split"),
         "policy": recorded.get("policy"),
         "policy_name": metadata.get("policy_name") or recorded.get("policy_name"),

@@ -223,6 +223,7 @@ def audit(
     meta = {
         "env_id": dataset.metadata.get("env_id"),
         "env_kwargs": dataset.metadata.get("env_kwargs"),
+        "observation_wrappers": dataset.metadata.get("observation_wrappers"),
         "split": dataset.metadata.get("split"),
         "policy": dataset.metadata.get("policy"),
         "policy_name": policy_name or dataset.metadata.get("policy_name"),

@@ -27,6 +27,7 @@ def _not_with_dataset(args: argparse.Namespace) -> None:
             ("--policy", args.policy),
             ("--split", args.split),
             ("--env-kwarg", args.env_kwarg),
+            ("--obs-wrapper", args.obs_wrapper),
             ("--episodes", args.episodes),
             ("--deterministic", args.deterministic or None),
             ("--trust-policy-file", args.trust_policy_file or None),
@@ -89,7 +90,12 @@ def _policy_env(args: argparse.Namespace) -> tuple[PolicySpec, Any, Any]:
     spec = PolicySpec.parse(args.policy)
     _check_trust(spec, args)
     policy, env = policy_and_env(
-        spec, args.env, args.split, dict(args.env_kwarg or []), trusted=args.trust_policy_file
+        spec,
+        args.env,
+        args.split,
+        dict(args.env_kwarg or []),
+        trusted=args.trust_policy_file,
+        wrappers=args.obs_wrapper,
     )
     return spec, policy, env
 

@@ -85,9 +85,21 @@ def env_flags(env_help: str = ENV_HELP) -> argparse.ArgumentParser:
 
 
 def policy_flags(*, required: bool) -> argparse.ArgumentParser:
-    """``--policy``, ``--trust-policy-file``, ``--episodes``, ``--deterministic``."""
+    """``--policy``, ``--obs-wrapper``, ``--trust-policy-file``, ``--episodes``,
+    ``--deterministic``."""
+    from behavioral.environments import OBSERVATION_WRAPPERS
+
     p = _parent()
     p.add_argument("--policy", required=required, help=POLICY_HELP)
+    p.add_argument(
+        "--obs-wrapper",
+        action="append",
+        choices=list(OBSERVATION_WRAPPERS),
+        metavar="NAME",
+        help="an observation wrapper the policy was trained behind, applied to --env "
+        "(repeatable, innermost first; one of: " + ", ".join(OBSERVATION_WRAPPERS) + "); "
+        "zoo policies and zips from 'behavioral train' know their own",
+    )
     p.add_argument(
         "--trust-policy-file",
         action="store_true",

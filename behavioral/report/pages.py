@@ -233,6 +233,10 @@ def _details(audit: Audit) -> list[tuple[str, str]]:
         ("policy description", run.policy_description),
         ("env id", run.env_id),
         ("env kwargs", json.dumps(dict(run.env_kwargs), default=str) if run.env_kwargs else None),
+        (
+            "observation wrappers (innermost first)",
+            ", ".join(run.observation_wrappers) if run.observation_wrappers else None,
+        ),
         ("split", run.split),
         ("method", run.method),
         ("seed", run.seed),

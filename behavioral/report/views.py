@@ -72,6 +72,8 @@ class RunView:
             for outcomes and doors): ``split``, or the split an active audit drew its
             levels from; None when they came from elsewhere (edited or generated levels:
             on an edited RedDoors ``train`` level the red door is no longer the exit).
+        observation_wrappers: the observation wrappers the policy saw the env through
+            (names, innermost first), as recorded.
     """
 
     policy_name: str
@@ -85,6 +87,7 @@ class RunView:
     n_episodes: int
     n_levels: int
     label_split: str | None = None
+    observation_wrappers: tuple[str, ...] = ()
 
     @property
     def env_name(self) -> str:
@@ -119,6 +122,9 @@ def run_view(audit: Audit) -> RunView:
         n_episodes=len(audit.demonstrations),
         n_levels=len(audit.levels),
         label_split=_label_split(audit, _text(m.get("split"))),
+        observation_wrappers=tuple(
+            w for w in (m.get("observation_wrappers") or ()) if isinstance(w, str)
+        ),
     )
 
 
