@@ -20,7 +20,7 @@ import pytest
 import behavioral
 from behavioral.errors import BehavioralError, UnknownEnvError
 from behavioral.specs import PolicySpec, SpecError, objective_reward, parse_objective
-from behavioral.sweeping.jobs import Job, job_key, load_jobs
+from behavioral.sweeping.jobs import Job, job_fields, job_key, load_jobs
 from behavioral.sweeping.journal import Journal, JournalError, SweepLockedError
 
 RED = "behavioral/RedDoors-v0"
@@ -498,3 +498,40 @@ def test_sweep_speed_benchmark_runs() -> None:
     assert "4 audits" in proc.stdout and "identical verdicts across runs: True" in proc.stdout
     speedups = [float(x) for x in re.findall(r"speed-up ([\d.]+)x", proc.stdout)]
     assert len(speedups) == 2 and speedups[0] == 1.0 and speedups[1] > 0
+
+
+def test_a_job_names_the_observation_wrappers_its_policy_saw(tmp_path: Path) -> None:
+    """``observation_wrappers`` reaches the audit (recorded in its report); names outside
+    the fixed table are refused; jobs without it keep the keys they had."""
+    jobs = load_jobs(
+        [
+            {
+                "policy": "zoo:minigrid-corner1",
+                "env": "behavioral/MiniGridCorner-v0",
+                "observation_wrappers": ["behavioral.minigrid.flat_observations"],
+                "split": "deploy",
+                "episodes": 3,
+                "n_bootstrap": 50,
+                "report": False,
+            }
+        ]
+    )
+    assert jobs[0].observation_wrappers == ("behavioral.minigrid.flat_observations",)
+    plain = Job(policy="random", env=RED)
+    assert job_key(plain, version="x") == job_key(
+        Job(policy="random", env=RED, observation_wrappers=None), version="x"
+    )
+    assert job_key(plain, version="x") != job_key(
+        Job(policy="random", env=RED, observation_wrappers=()), version="x"
+    )
+    with pytest.raises(SpecError, match="unknown observation wrapper"):
+        load_jobs([{"policy": "random", "env": RED, "observation_wrappers": ["os.system"]}])
+    with pytest.raises(SpecError, match="list of names"):
+        load_jobs([{"policy": "random", "env": RED, "observation_wrappers": "x"}])
+    bare = load_jobs([{**job_fields(jobs[0]), "observation_wrappers": []}])  # explicitly none
+    table = behavioral.sweep([*jobs, *bare], out=tmp_path / "sweep")
+    assert table["status"].tolist()[0] == "done", table.get("error")
+    assert table["verdict"].iloc[0] in ("proxy", "indistinguishable", "unexplained")
+    # the bare env's Dict observations do not fit the policy: the wrapper named reached it
+    assert table["status"].iloc[1] == "failed"
+    assert "flat_observations" in table["error"].iloc[1]

@@ -25,6 +25,10 @@ key            meaning                                                         d
                false to leave a declared objective out), ``method_kwargs``
 =============  ==============================================================  ===========
 
+and ``observation_wrappers``: the observation wrappers the policy saw the env through
+(names in ``behavioral.environments.OBSERVATION_WRAPPERS``, innermost first, as
+``behavioral audit --obs-wrapper``); default: the ones its zoo entry or file records.
+
 A spec file (JSON, or TOML when the name ends in ``.toml``) is a list of jobs or a table
 with ``defaults`` (merged into every job; ``env_kwargs`` and ``tags`` merge key by key),
 ``jobs`` (a list of jobs) and ``grid`` (one table, or a list of them, whose values are
@@ -81,6 +85,7 @@ _JOB_KEYS = (
     "policy",
     "env",
     "env_kwargs",
+    "observation_wrappers",
     "split",
     "episodes",
     "seed",
@@ -140,6 +145,8 @@ class Job:
         policy: the policy spec text (a single file for a zip, never a glob).
         env: the gymnasium id, or None for the env the policy was trained in.
         env_kwargs: other env keyword arguments (read-only).
+        observation_wrappers: observation wrapper names (innermost first), or None for
+            the ones the policy was trained behind (if its file or zoo entry says).
         split: the split, or None (``train``, or what ``env_kwargs`` says).
         episodes: episodes to roll out (>= 1).
         seed: the audit's seed (>= 0).
@@ -151,6 +158,7 @@ class Job:
     policy: str
     env: str | None = None
     env_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    observation_wrappers: tuple[str, ...] | None = None
     split: str | None = None
     episodes: int = 100
     seed: int = 0
@@ -172,6 +180,7 @@ class Job:
             "policy": self.policy,
             "env": self.env,
             "env_kwargs": dict(self.env_kwargs),
+            "observation_wrappers": self.observation_wrappers,
             "split": self.split,
             "episodes": self.episodes,
             "seed": self.seed,
@@ -333,6 +342,7 @@ def _validate(item: Mapping[str, Any], where: str) -> list[Job]:
     common = {
         "env": env,
         "env_kwargs": env_kwargs,
+        "observation_wrappers": _wrappers(item.get("observation_wrappers"), where),
         "split": split,
         "episodes": _int(item.get("episodes", 100), "episodes", 1, where),
         "seed": _int(item.get("seed", 0), "seed", 0, where),
@@ -350,6 +360,23 @@ def _validate(item: Mapping[str, Any], where: str) -> list[Job]:
     if spec.kind != "file":
         return [Job(policy=spec.text, **common)]
     return [Job(policy=path, **common) for path in _policy_files(policy, where)]
+
+
+def _wrappers(value: Any, where: str) -> tuple[str, ...] | None:
+    """The job's observation wrapper names (checked against the fixed table), or None."""
+    from behavioral.environments import check_observation_wrappers
+    from behavioral.errors import InvalidArgumentError
+
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise SpecError(
+            f"{where}: 'observation_wrappers' must be a list of names, got {value!r:.60}"
+        )
+    try:
+        return check_observation_wrappers(value)
+    except InvalidArgumentError as err:
+        raise SpecError(f"{where}: {err}") from None
 
 
 def _split(split: Any, env_kwargs: dict[str, Any], where: str) -> str | None:
@@ -526,6 +553,8 @@ def job_key(job: Job, *, version: str | None = None, cache: dict[Any, str] | Non
         "options": _plain(job.options),
         "report": job.report,
     }
+    if job.observation_wrappers is not None:  # keys of jobs without them stay as they were
+        doc["observation_wrappers"] = list(job.observation_wrappers)
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 

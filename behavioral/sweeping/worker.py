@@ -74,7 +74,13 @@ def run_job(task: Mapping[str, Any]) -> dict[str, Any]:
     t0, cpu0 = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory(prefix="behavioral-policy-") as tmp:
         spec = PolicySpec.parse(_policy_file(task, Path(tmp)))
-        policy, env = policy_and_env(spec, task["env"], task["split"], task["env_kwargs"])
+        policy, env = policy_and_env(
+            spec,
+            task["env"],
+            task["split"],
+            task["env_kwargs"],
+            wrappers=task.get("observation_wrappers"),
+        )
     try:
         options = dict(task["options"])
         method = options.pop("method", "maxent")
