@@ -411,3 +411,24 @@ def test_a_random_minigrid_env_is_rolled_out_without_states_and_refused_by_the_a
         behavioral.audit(UniformPolicy(), env, episodes=2, seed=0)
     with pytest.raises(StochasticStepError):
         rollout(UniformPolicy(), env, episodes=1, seed=0, extract_levels=True)
+
+
+def test_objectives_by_predicate_text_are_the_predicates() -> None:
+    """``objectives={"corner": "region:5,1,5,1"}`` in Python, as ``--objective`` on the
+    CLI: the same audit as with the parsed predicates; bad text is a one-line error."""
+    from behavioral.minigrid import parse_predicate
+    from behavioral.policies import UniformPolicy
+
+    env = gym.make("MiniGrid-LavaGapS7-v0")
+    texts = {"corner": "region:5,1,5,1", "burnt": "lava"}
+    by_text = behavioral.audit(
+        UniformPolicy(), env, episodes=4, seed=0, objectives=texts, n_bootstrap=50
+    )
+    parsed = {n: parse_predicate(t) for n, t in texts.items()}
+    by_pred = behavioral.audit(
+        UniformPolicy(), env, episodes=4, seed=0, objectives=parsed, n_bootstrap=50
+    )
+    assert by_text.proxies == by_pred.proxies == ("corner", "burnt")
+    assert by_text.table.equals(by_pred.table)
+    with pytest.raises(InvalidArgumentError, match="unknown Minigrid predicate 'regoin'"):
+        behavioral.audit(UniformPolicy(), env, episodes=2, seed=0, objectives={"x": "regoin:1"})

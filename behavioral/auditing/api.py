@@ -86,7 +86,9 @@ def audit(
             function on envs with their own tabular model
             (:mod:`behavioral.auditing.levels`). They extend the env's declared objectives
             (a declared name is replaced; a declared name mapped to None is left out of
-            the candidates). Complex, non-numeric or non-finite rewards are refused.
+            the candidates). A string is a Minigrid predicate's text (``"reach:goal"``,
+            ``"region:5,1,5,1"``, ``"lava"``, ...; :func:`behavioral.minigrid.parse_predicate`).
+            Complex, non-numeric or non-finite rewards are refused.
         base: the base objective's name (default: the env's).
         deterministic: roll the policy out with its most probable actions (a bool).
         progress_bar: show progress bars (a bool).
@@ -336,7 +338,8 @@ def _check_real(value: Any, name: str) -> float:
 
 def _checked_objectives(objectives: Any) -> dict[str, Any] | None:
     """The caller's objectives with each array checked (complex, non-numeric: refused,
-    never truncated); functions are kept as given (see :func:`_checked`)."""
+    never truncated); functions are kept as given (see :func:`_checked`); text is parsed
+    as a Minigrid predicate."""
     if objectives is None:
         return None
     if not isinstance(objectives, Mapping):
@@ -348,6 +351,10 @@ def _checked_objectives(objectives: Any) -> dict[str, Any] | None:
     for name, spec in objectives.items():
         if not isinstance(name, str):
             raise InvalidArgumentError(f"objective names must be strings, got {name!r}")
+        if isinstance(spec, str):  # a Minigrid predicate by its text, as on the CLI
+            from behavioral.minigrid import parse_predicate
+
+            spec = parse_predicate(spec)
         out[name] = spec if spec is None or callable(spec) else _real_reward(name, spec)
     return out
 
