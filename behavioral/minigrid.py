@@ -17,9 +17,13 @@ for reaching it early to the audit's discount nuisance. During the search the en
 ``gen_obs`` is shadowed by a no-op (Minigrid renders the agent's view in every ``step``,
 30x the cost of the step itself); observations are computed once per state when asked.
 
-Not handled (use ``DeepCopyCodec``): envs whose steps change state outside the grid and
-the agent (BabyAI levels track instruction progress; such envs are refused, or caught by
-a check after the search), random steps (``DynamicObstacles``: caught as stochastic).
+BabyAI levels also keep their instruction's progress (what was carried before the last
+step, how far a sequence of instructions has got) and the positions its object
+descriptions match (a drop moves them): both are part of the key and restored.
+
+Not handled (use ``DeepCopyCodec``): envs whose steps change other state outside the grid
+and the agent (caught by a check after the search), random steps (``DynamicObstacles``:
+caught as stochastic).
 
 **The vocabulary**: named state predicates ``f(unwrapped_env) -> float`` evaluated on the
 restored env of every state (:meth:`behavioral.extract.ExtractedLevel.values`), usable as
@@ -303,9 +307,50 @@ def _fast_steps(env: Any) -> Iterator[None]:
         env.render_mode = render_mode
 
 
+#: What a BabyAI instruction remembers between steps (``verifier.py``): whether the last
+#: step matched, what was carried before it, how far a sequence has got.
+_PROGRESS = ("lastStepMatch", "preCarrying", "a_done", "b_done")
+#: An instruction's object descriptions, whose matching positions a drop updates.
+_DESCRIPTIONS = ("desc", "desc_fixed", "desc_move")
+
+
+class _BabyAIBinding(_MinigridBinding):
+    """A BabyAI level's state: Minigrid's, plus its instruction's progress and the
+    positions its object descriptions match (``update_objs_poss`` moves them on a drop)."""
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        nodes, stack = [], [env.instrs]
+        while stack:
+            node = stack.pop()
+            nodes.append(node)
+            stack += [getattr(node, k) for k in ("instr_b", "instr_a") if hasattr(node, k)]
+        self._progress = [(n, tuple(k for k in _PROGRESS if hasattr(n, k))) for n in nodes]
+        self._descriptions = [getattr(n, k) for n in nodes for k in _DESCRIPTIONS if hasattr(n, k)]
+
+    def key(self) -> Hashable:
+        progress = tuple(
+            tuple(self._freeze(getattr(n, k)) for k in keys) for n, keys in self._progress
+        )
+        positions = tuple(
+            tuple((int(x), int(y)) for x, y in d.obj_poss) for d in self._descriptions
+        )
+        return (*super().key(), progress, positions)
+
+    def restore(self, snapshot: Any) -> None:
+        *grid_state, progress, positions = snapshot
+        super().restore(tuple(grid_state))
+        for (node, keys), values in zip(self._progress, progress, strict=True):
+            for k, v in zip(keys, values, strict=True):
+                setattr(node, k, self._thaw(v))
+        for d, poss in zip(self._descriptions, positions, strict=True):
+            d.obj_poss = list(poss)
+
+
 @dataclasses.dataclass(frozen=True)
 class MinigridCodec(StateCodec):
-    """The fast state codec of Minigrid envs (see the module docstring)."""
+    """The fast state codec of Minigrid envs, BabyAI levels included (see the module
+    docstring)."""
 
     name: str = "minigrid"
 
@@ -321,10 +366,9 @@ class MinigridCodec(StateCodec):
         except ImportError:  # pragma: no cover - every Minigrid 3 has BabyAI
             RoomGridLevel = ()
         if isinstance(env, RoomGridLevel):
-            raise CodecError(
-                f"{type(env).__name__} is a BabyAI level: its instructions track progress "
-                "outside the grid; use codec=DeepCopyCodec(ignore=('step_count',))"
-            )
+            if getattr(env, "instrs", None) is None:
+                raise CodecError(f"{type(env).__name__} has no instructions: call reset() first")
+            return _BabyAIBinding(env)
         return _MinigridBinding(env)
 
 

@@ -522,8 +522,11 @@ _ARRAY_SPACES = (
 def _is_text_space(space: gym.spaces.Space) -> bool:
     if isinstance(space, gym.spaces.Text):
         return True
-    t = type(space)  # Minigrid's mission space (a str-valued Space subclass)
-    return t.__module__.startswith("minigrid.") and t.__name__ == "MissionSpace"
+    # Minigrid's mission space (a str-valued Space subclass) and its subclasses (BabyAI's)
+    return any(
+        t.__module__.startswith("minigrid.") and t.__name__ == "MissionSpace"
+        for t in type(space).__mro__
+    )
 
 
 def observation_keys(space: gym.spaces.Space) -> dict[str, str] | None:

@@ -150,3 +150,14 @@ def test_a_users_image_policy_is_told_its_wrapper_and_audited_with_it(
     assert "minigrid.wrappers.ImgObsWrapper" in (here / "wrapped" / "report.md").read_text()
     res = call(capsys, *base, "--obs-wrapper", "os.system", "--out", "x")
     assert res.returncode != 0 and "invalid choice" in res.stderr
+
+
+def test_a_babyai_level_is_audited(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """BabyAI levels: the instruction's progress is part of the extracted state, and the
+    mission text (BabyAI's own mission space) is recorded with the observations."""
+    res = call(
+        capsys, "audit", "--env", "BabyAI-GoToLocalS5N2-v0", "--policy", "planner:reward:5",
+        "--episodes", "8", "--fast", "--out", "baby",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert _summary(here / "baby")["verdict"] == "aligned"

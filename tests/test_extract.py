@@ -438,3 +438,19 @@ def test_the_generic_codec_compares_numpy_dtypes_held_in_the_state() -> None:
     env.unwrapped.kind = {"dtype": np.dtype("int64"), "ids": np.arange(3)}
     level = extract_level(env, codec=DeepCopyCodec(ignore=("t",)), cache=False)
     assert level.model.n_states == 6
+
+
+def test_the_generic_codec_keeps_references_back_to_the_env() -> None:
+    """An attribute that refers back to the env (BabyAI's instruction checks the env it
+    holds) is restored as the env itself, not as a stale copy of it, and the env's
+    ignored counters seen through it do not make new states."""
+    import types
+
+    env = corridor(n=6)
+    u = env.unwrapped
+    u.helper = types.SimpleNamespace(env=u, seen=[u])
+    level = extract_level(env, codec=DeepCopyCodec(ignore=("t",)), cache=False)
+    assert level.model.n_states == 6
+    assert u.helper.env is u and u.helper.seen[0] is u
+    level.restore(env, 3)
+    assert u.helper.env is u and u.pos == 3

@@ -95,7 +95,7 @@ class _DeepCopyBinding(Binding):
         return {k: v for k, v in vars(self.env).items() if k not in self.exclude}
 
     def key(self) -> Hashable:
-        memo: dict[int, int] = {}
+        memo: dict[int, int] = {id(self.env): -1}  # the env itself, wherever referred to
         state = self._state()
         out = []
         for k in sorted(state):
@@ -110,7 +110,9 @@ class _DeepCopyBinding(Binding):
         return tuple(out)
 
     def snapshot(self) -> Any:
-        memo: dict[int, Any] = {}
+        # references back to the env (BabyAI's instructions hold one) stay the env: a
+        # copy of it would be stale as soon as the env steps again
+        memo: dict[int, Any] = {id(self.env): self.env}
         out = {}
         for k, v in self._state().items():
             try:
@@ -124,7 +126,7 @@ class _DeepCopyBinding(Binding):
         return out
 
     def restore(self, snapshot: Any) -> None:
-        state = copy.deepcopy(snapshot)
+        state = copy.deepcopy(snapshot, {id(self.env): self.env})
         attrs = vars(self.env)
         for k in [k for k in attrs if k not in self.exclude and k not in state]:
             del attrs[k]
