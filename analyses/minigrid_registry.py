@@ -8,8 +8,9 @@ refusal (an :class:`~behavioral.errors.EnvContractError` subclass and its messag
 says what to do) -- or that the env needs an extra package. Nothing here is tuned per
 env: it is what a user who points ``behavioral audit --env ID`` at each id would get.
 
-    python analyses/minigrid_registry.py              # -> analyses/results/minigrid_registry.md
-    python analyses/minigrid_registry.py --max-states 20000 --out /tmp/registry.md
+    python analyses/minigrid_registry.py --prefix MiniGrid-   # -> results/minigrid_registry.md
+    python analyses/minigrid_registry.py --prefix BabyAI- --max-states 20000 \
+        --out analyses/results/babyai_registry.md
 """
 
 from __future__ import annotations
@@ -65,8 +66,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-states", type=int, default=DEFAULT_MAX_STATES)
     parser.add_argument("--out", type=Path, default=RESULTS / "minigrid_registry.md")
+    parser.add_argument(
+        "--prefix", action="append", help="ids starting with this (default MiniGrid- and BabyAI-)"
+    )
     args = parser.parse_args()
-    ids = sorted(i for i in gym.registry if i.startswith(("MiniGrid-", "BabyAI-")))
+    prefixes = tuple(args.prefix or ("MiniGrid-", "BabyAI-"))
+    ids = sorted(i for i in gym.registry if i.startswith(prefixes))
     rows = []
     for env_id in ids:
         rows.append(row(env_id, args.max_states))
@@ -74,9 +79,10 @@ def main() -> None:
     table = pd.DataFrame(rows)
     counts = table["result"].value_counts()
     text = (
-        f"# Registered Minigrid and BabyAI envs: level 0 extracted "
-        f"(max_states = {args.max_states:,})\n\n"
-        "`python analyses/minigrid_registry.py`\n\n"
+        f"# Registered {' and '.join(p.rstrip('-') for p in prefixes)} envs: level 0 "
+        f"extracted (max_states = {args.max_states:,})\n\n"
+        f"`python analyses/minigrid_registry.py "
+        f"{' '.join(f'--prefix {p}' for p in prefixes)} --max-states {args.max_states}`\n\n"
         + "\n".join(f"* {k}: {v}" for k, v in counts.items())
         + "\n\n"
         + table.fillna("").to_markdown(index=False)
