@@ -966,9 +966,7 @@ def check_policy_fits_env(model: Any, env: gym.Env) -> None:
     """Raise :class:`PolicyEnvMismatchError` unless ``model``'s spaces fit ``env``'s."""
     have = getattr(model, "observation_space", None)
     want = env.observation_space
-    if have is not None and (
-        type(have) is not type(want) or getattr(have, "shape", None) not in _fitting_shapes(want)
-    ):
+    if have is not None and not _observations_fit(have, want):
         raise PolicyEnvMismatchError(
             f"the policy takes observations {_space_str(have)}; this env's observations are "
             f"{_space_str(want)}{_wrapper_hint(model, env)}"
@@ -982,20 +980,38 @@ def check_policy_fits_env(model: Any, env: gym.Env) -> None:
         )
 
 
-def _fitting_shapes(space: Any) -> tuple[tuple[int, ...] | None, ...]:
-    """Observation shapes a policy may have for an env's observation ``space``: the same,
-    or, for a uint8 image (H, W, C), SB3's channels-first (C, H, W), which its
-    ``predict`` transposes observations to."""
-    shape = getattr(space, "shape", None)
-    if isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(shape) == 3:
-        return (shape, (shape[2], shape[0], shape[1]))
-    return (shape,)
+def _observations_fit(have: Any, want: Any) -> bool:
+    """Whether a policy taking observations ``have`` fits an env emitting ``want``: the
+    same kind of space and shape, or the channels-first image space SB3 trains an
+    (H, W, C) image env with (``VecTransposeImage``; its ``predict`` transposes back)."""
+    from stable_baselines3.common.preprocessing import (
+        is_image_space,
+        is_image_space_channels_first,
+    )
+    from stable_baselines3.common.vec_env import VecTransposeImage
+
+    if type(have) is not type(want):
+        return False
+    shape = getattr(have, "shape", None)
+    if shape == getattr(want, "shape", None):
+        return True
+    return (
+        is_image_space(want)
+        and not is_image_space_channels_first(want)
+        and shape == VecTransposeImage.transpose_space(want).shape
+    )
 
 
 def _wrapper_hint(model: Any, env: gym.Env) -> str:
-    """``": it was trained behind ..."`` when the policy file names observation wrappers
-    (``behavioral_metadata``) that ``env`` lacks, else ``""``."""
-    from behavioral.environments import observation_wrappers, recorded_wrappers
+    """What to do about observations that do not fit: wrap ``env`` in the observation
+    wrappers the policy file names (``behavioral_metadata``), or else in one of the
+    known wrappers whose observations the policy fits; ``""`` when neither applies."""
+    from behavioral.environments import (
+        OBSERVATION_WRAPPERS,
+        observation_wrappers,
+        recorded_wrappers,
+        wrap_observations,
+    )
 
     meta = getattr(model, "behavioral_metadata", None)
     try:
@@ -1005,32 +1021,20 @@ def _wrapper_hint(model: Any, env: gym.Env) -> str:
     if names and observation_wrappers(env) != names:
         calls = "".join(f"{n}(" for n in reversed(names)) + "env" + ")" * len(names)
         return f": it was trained behind the observation wrapper(s) {list(names)}; audit {calls}"
-    fits = [n for n in _known_wrappers() if _fits_behind(model, env, n)]
+    fits = []
+    for name in OBSERVATION_WRAPPERS:
+        try:
+            wrapped = wrap_observations(env, [name]).observation_space
+        except Exception:  # a wrapper that does not apply to this env
+            continue
+        if _observations_fit(model.observation_space, wrapped):
+            fits.append(name)
     if fits:
         return (
             f"; it fits this env behind {' or '.join(fits)}: wrap the env in it "
             f"(CLI: --obs-wrapper {fits[0]})"
         )
     return ""
-
-
-def _known_wrappers() -> tuple[str, ...]:
-    from behavioral.environments import OBSERVATION_WRAPPERS
-
-    return tuple(OBSERVATION_WRAPPERS)
-
-
-def _fits_behind(model: Any, env: gym.Env, name: str) -> bool:
-    """Whether ``model``'s observation space fits ``env`` behind the observation wrapper
-    ``name`` (one of the fixed table's; a wrapper that cannot wrap this env does not)."""
-    from behavioral.environments import wrap_observations
-
-    have = getattr(model, "observation_space", None)
-    try:
-        want = wrap_observations(env, [name]).observation_space
-    except Exception:  # a wrapper that does not apply to this env
-        return False
-    return type(have) is type(want) and getattr(have, "shape", None) in _fitting_shapes(want)
 
 
 def _space_str(space: Any) -> str:
