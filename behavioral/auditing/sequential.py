@@ -35,12 +35,12 @@ import dataclasses
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
 from behavioral.design.evidence import EProcess, SequentialDecision, mixture_predictive_ll
 from behavioral.errors import InvalidArgumentError
+from behavioral.tabular import TabularModel, absorbing_states
 
 __all__ = [
     "BETA_GRID",
@@ -90,7 +90,7 @@ def member_grid(
     )
 
 
-def urgency_is_base(models: Sequence[Any], rewards: Sequence[np.ndarray]) -> bool:
+def urgency_is_base(models: Sequence[TabularModel], rewards: Sequence[np.ndarray]) -> bool:
     """Whether, on every level, the base objective pays one fixed positive reward for
     ending the episode and nothing else: ``r(s, a) = c * P(enter an absorbing state | s,
     a)`` on the live states, the same ``c > 0`` everywhere.
@@ -103,8 +103,6 @@ def urgency_is_base(models: Sequence[Any], rewards: Sequence[np.ndarray]) -> boo
     stay valid), what the batch audit decides from the data: urgency is the base
     objective's (``Verdict.urgency_is``). State rewards ``(S,)`` are not checked (False).
     """
-    from behavioral.tabular import absorbing_states
-
     paid: float | None = None
     for m, r in zip(models, rewards, strict=True):
         r = np.asarray(r, dtype=np.float64)

@@ -13,6 +13,7 @@ __all__ = [
     "env_kwarg",
     "fraction",
     "non_negative",
+    "non_negative_int",
     "objective_spec",
     "positive_int",
     "seed_int",
@@ -37,7 +38,8 @@ def _number(
 
 
 positive_int = _number(int, lambda v: v >= 1, "a positive integer")
-seed_int = _number(int, lambda v: v >= 0, "a non-negative integer")
+non_negative_int = _number(int, lambda v: v >= 0, "a non-negative integer")
+seed_int = non_negative_int
 fraction = _number(float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")
 non_negative = _number(float, lambda v: math.isfinite(v) and v >= 0, "a non-negative number")
 

@@ -11,7 +11,7 @@ __all__ = ["add_executor_arguments", "add_parser", "cmd_sweep", "summarize"]
 
 def add_executor_arguments(p: argparse.ArgumentParser) -> None:
     """``--executor``, ``--workers``, ``--address``, ``--retries``, ``--no-progress``."""
-    from behavioral.cli.types import positive_int, seed_int
+    from behavioral.cli.types import non_negative_int, positive_int
 
     p.add_argument(
         "--executor",
@@ -30,7 +30,7 @@ def add_executor_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--retries",
-        type=seed_int,
+        type=non_negative_int,
         default=1,
         help="times a failed audit is tried again (default: %(default)s)",
     )
