@@ -131,16 +131,25 @@ def run_sequential(case: Case, seed: int, design: str, budget: int, config: Conf
     s = a.sequential
     ok = s.decisive and correct(case, a.verdict, a.proxy, a.twins)
     return {
-        "verdict": a.verdict,
-        "proxy": a.proxy,
-        "decisive": s.decisive,
+        **_sequential_row(a, t0),
         "correct": ok,
-        "episodes": s.n_episodes,
         "to_correct": float(s.n_episodes) if ok else math.inf,
-        "distance_mean": float(a.episodes["distance"].mean()),
-        "distance_max": float(a.episodes["distance"].max()),
         "expected_chosen": float(np.mean(s.expected_chosen)),
         "expected_source": float(np.mean(s.expected_source)),
+    }
+
+
+def _sequential_row(a: Any, t0: float) -> dict:
+    """What every active or sequential audit's row records: its verdict, whether it was
+    decisive, the episodes it spent, how far from training it played, its CPU time
+    since ``t0``."""
+    return {
+        "verdict": a.verdict,
+        "proxy": a.proxy,
+        "decisive": a.sequential.decisive,
+        "episodes": a.sequential.n_episodes,
+        "distance_mean": float(a.episodes["distance"].mean()),
+        "distance_max": float(a.episodes["distance"].max()),
         "cpu": time.process_time() - t0,
     }
 
@@ -276,21 +285,17 @@ def run_minigrid(seeds: range, config: Config) -> None:
                     load_policy(PolicySpec.parse(spec)), env, episodes=config.train_budget + 10,
                     seed=seed, design="active", n_bootstrap=config.n_bootstrap,
                 )  # fmt: skip
-                s = a.sequential
                 ok = a.verdict == truth and a.proxy == proxy
                 row = {
                     "env": env_name, "case": spec, "kind": spec.split(":")[0], "seed": seed,
-                    "design": "active", "expected": truth, "verdict": a.verdict,
-                    "proxy": a.proxy, "decisive": s.decisive, "correct": ok,
-                    "episodes": s.n_episodes,
-                    "to_correct": float(s.n_episodes) if ok and s.decisive else math.inf,
-                    "distance_mean": float(a.episodes["distance"].mean()),
-                    "distance_max": float(a.episodes["distance"].max()),
-                    "cpu": time.process_time() - t0,
+                    "design": "active", "expected": truth, **_sequential_row(a, t0),
+                    "correct": ok,
+                    "to_correct": float(a.sequential.n_episodes)
+                    if ok and a.sequential.decisive else math.inf,
                 }  # fmt: skip
                 _append(path, row)
                 print(f"minigrid {env_name} {spec} seed {seed}: {a.verdict} {a.proxy or ''} "
-                      f"after {s.n_episodes} ({row['cpu']:.0f} s)", flush=True)  # fmt: skip
+                      f"after {row['episodes']} ({row['cpu']:.0f} s)", flush=True)  # fmt: skip
 
 
 def minigrid_table(rows: pd.DataFrame) -> str:
