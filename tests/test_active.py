@@ -600,9 +600,73 @@ def test_an_env_without_level_specs_plays_split_levels_by_reset_seed():
     assert b.verdict == "indistinguishable" and not b.sequential.decisive
 
 
-def test_active_design_refuses_envs_whose_levels_are_extracted() -> None:
-    """Level scoring needs the env's own tabular model; a Minigrid env's levels are
-    extracted one at a time, so an active audit there says so before rolling anything out."""
+def _predicate_seeker(env: gym.Env, text: str) -> SoftOptimalPolicy:
+    """A soft-optimal planner for a Minigrid predicate, on each episode's extracted level."""
+    from behavioral.extract import episode_level
+    from behavioral.minigrid import parse_predicate
+
+    predicate = parse_predicate(text)
+
+    def reward(model):
+        level = episode_level(env)
+        return level.entry_reward(level.values(predicate))
+
+    return SoftOptimalPolicy(reward, beta=5.0, discount=0.99)
+
+
+@pytest.mark.parametrize("design", ["active", "sequential"])
+def test_levels_of_an_env_without_a_model_are_extracted_and_scored(design: str) -> None:
+    """A Minigrid env has no model of its own: each candidate level (reset seeds, or the
+    env's own levels) is extracted through its steps, the caller's predicate is evaluated
+    on it, and the anytime-valid test names what each planner pursues."""
     pytest.importorskip("minigrid")
-    with pytest.raises(InvalidArgumentError, match="design='random'"):
-        behavioral.audit(UniformPolicy(), "MiniGrid-Empty-5x5-v0", episodes=4, design="active")
+    objectives = {"key": "carrying:key"}
+    env = gym.make("MiniGrid-DoorKey-5x5-v0")
+    seeker = behavioral.audit(
+        _predicate_seeker(env, "carrying:key"), env, episodes=20, design=design, seed=0,
+        levels=list(range(12)), objectives=objectives, n_bootstrap=50,
+    )  # fmt: skip
+    assert (seeker.verdict, seeker.proxy) == ("proxy", "key"), seeker.reason
+    assert seeker.sequential.decisive and seeker.sequential.design == design
+    assert set(seeker.episodes["reset_seed"]) <= set(range(12))
+    # the final fit's levels carry the extracted levels' features, the predicate among them
+    assert "key" in seeker.levels[0].feature_names
+    own = None if design == "active" else [3, 5, 7, 11]  # active: the env's own levels
+    goal = behavioral.audit(
+        SoftOptimalPolicy("reward", beta=5.0, discount=0.99), env, episodes=20,
+        design=design, seed=0, levels=own, objectives=objectives, n_bootstrap=50,
+    )  # fmt: skip
+    assert goal.verdict == "aligned", goal.reason
+    # a predicate that is the env's reward under another name is an alias, not a rival
+    both = behavioral.audit(
+        SoftOptimalPolicy("reward", beta=5.0, discount=0.99), env, episodes=20,
+        design=design, seed=0, levels=[3, 5, 7, 11], objectives={**objectives, "goal": "reach:goal"},
+        n_bootstrap=50,
+    )  # fmt: skip
+    assert both.verdict == "aligned" and both.aliases == {"goal": "reward"}, both.reason
+
+
+def test_what_an_active_audit_of_extracted_levels_refuses() -> None:
+    pytest.importorskip("minigrid")
+    env = gym.make("MiniGrid-Empty-Random-6x6-v0")
+    corner = {"corner": "region:1,1,1,1"}
+    # a callable source's levels could not be played again in an env that cannot edit them
+    with pytest.raises(InvalidArgumentError, match="cannot be edited"):
+        behavioral.audit(
+            UniformPolicy(), env, episodes=4, design="active", objectives=corner,
+            levels=lambda rng: env,
+        )  # fmt: skip
+    # random steps: the extraction's own error, naming the env, before any episode
+    from behavioral.extract import StochasticStepError
+
+    with pytest.raises(StochasticStepError, match="MiniGrid-Dynamic-Obstacles"):
+        behavioral.audit(
+            UniformPolicy(), "MiniGrid-Dynamic-Obstacles-5x5-v0", episodes=4,
+            design="active", objectives=corner,
+        )  # fmt: skip
+    # state functions on an env whose levels have a model of their own: said, not guessed
+    with pytest.raises(InvalidArgumentError, match="state functions"):
+        behavioral.audit(
+            UniformPolicy(), red("deploy"), episodes=4, design="active",
+            objectives={"lava": "lava"},
+        )  # fmt: skip

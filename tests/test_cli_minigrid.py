@@ -161,3 +161,25 @@ def test_a_babyai_level_is_audited(here: Path, capsys: pytest.CaptureFixture[str
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert _summary(here / "baby")["verdict"] == "aligned"
+
+
+def test_active_audit_of_minigrid_levels(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--design active`` on a Minigrid id: the levels given as reset seeds are
+    extracted and scored, and the anytime-valid test decides; a split name is refused in
+    one line (Minigrid ids have no splits)."""
+    res = call(
+        capsys, "audit", "--env", "MiniGrid-Empty-Random-6x6-v0", "--policy", "planner:reward:5",
+        "--objective", "corner=region:1,1,1,1", "--design", "active", "--levels", "0,1,2,3,4,5",
+        "--episodes", "20", "--fast", "--out", "act",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    summary = _summary(here / "act")
+    assert summary["verdict"] == "aligned"
+    assert summary["sequential"]["design"] == "active" and summary["sequential"]["n_episodes"] < 20
+    assert (here / "act" / "design_levels.png").stat().st_size > 10_000
+    res = call(
+        capsys, "audit", "--env", "MiniGrid-Empty-Random-6x6-v0", "--policy", "random",
+        "--objective", "corner=region:1,1,1,1", "--design", "active", "--levels", "deploy",
+        "--episodes", "4", "--out", "no",
+    )  # fmt: skip
+    assert_one_line_error(res, "has no splits")

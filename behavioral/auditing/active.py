@@ -8,7 +8,11 @@ as soon as the evidence is decisive.
    sequence of reset seeds. Without a source the env's own levels are the roots of a
    mutation search (envs with editable levels: RedDoors, WaterPlants), which edits them
    towards levels with high expected evidence under the current fits
-   (:func:`behavioral.design.search_levels`, again every few batches);
+   (:func:`behavioral.design.search_levels`, again every few batches). Envs without a
+   model of their own (Minigrid, any deterministic discrete env) have each candidate
+   level extracted through their steps (:mod:`behavioral.extract`), as few as fit in
+   ``pool_states``, and their state-function objectives (Minigrid predicates) evaluated
+   on it;
 2. **fit** every candidate objective and the null model on the episodes so far, each
    class at its maximum likelihood over inverse temperature and nuisances
    (:class:`~behavioral.auditing.fitting.CandidateFitter`);
@@ -44,7 +48,14 @@ import pandas as pd
 from behavioral.auditing.candidates import candidate_rewards, declared_by_env, find_aliases
 from behavioral.auditing.core import audit_demonstrations
 from behavioral.auditing.fitting import CandidateFit, CandidateFitter, Nuisances
-from behavioral.auditing.levels import merge_levels
+from behavioral.auditing.levels import (
+    LevelData,
+    evaluate_level,
+    finish_levels,
+    gather_levels,
+    is_state_function,
+    merge_levels,
+)
 from behavioral.auditing.result import Audit
 from behavioral.auditing.sequential import (
     Member,
@@ -75,6 +86,7 @@ from behavioral.design import (
 from behavioral.design.sources import split_env
 from behavioral.errors import EnvContractError, InvalidArgumentError
 from behavioral.irl.maxent import Demonstration
+from behavioral.policies import has_tabular_model
 from behavioral.tabular import TabularModel, absorbing_states
 
 __all__ = ["DESIGNS", "ActiveConfig", "active_audit", "check_levels_source"]
@@ -242,15 +254,61 @@ class _Source:
     search: bool
     description: str
     owned: list[gym.Env] = dataclasses.field(default_factory=list)
+    extracted: bool = False  # the levels are extracted (the env has no model of its own)
 
     def close(self) -> None:
         for env in self.owned:
             env.close()
 
 
-def _own_levels(env: gym.Env, n: int, rng: np.random.Generator, train_split: str) -> LevelPool:
+class _StateRewards:
+    """The state-function objectives of an audit whose levels are extracted, and every
+    extracted model's entry rewards for them, by the model's identity (the models are
+    kept, so no id is reused)."""
+
+    def __init__(self, functions: Mapping[str, Any]) -> None:
+        self.functions = dict(functions)
+        self._by_id: dict[int, tuple[TabularModel, Mapping[str, np.ndarray]]] = {}
+
+    def add(self, model: TabularModel, rewards: Mapping[str, np.ndarray]) -> None:
+        self._by_id[id(model)] = (model, rewards)
+
+    def model_of(self, env: gym.Env) -> TabularModel:
+        """The extracted model of the level ``env`` was just reset at (its rewards
+        recorded): how the candidate levels' models are made."""
+        from behavioral.extract import episode_level
+
+        level = episode_level(env, fresh=True)
+        g = evaluate_level(env, level.model, level, self.functions, extracted=False)
+        self.add(g.model, g.rewards)
+        return g.model
+
+    def spec(self, name: str) -> Any:
+        """The objective ``name`` as a function ``model -> array`` over the models seen."""
+
+        def reward(model: TabularModel) -> np.ndarray:
+            return self._by_id[id(model)][1][name]
+
+        reward.__qualname__ = name
+        return reward
+
+
+def _own_levels(
+    env: gym.Env, n: int, rng: np.random.Generator, train_split: str, model_of: Any = None
+) -> LevelPool:
     seeds = [int(s) for s in rng.integers(0, 2**63 - 1, size=n)]
-    return level_pool(seeds, env, n=n, rng=rng, train_split=train_split)
+    return level_pool(seeds, env, n=n, rng=rng, train_split=train_split, model_of=model_of)
+
+
+def _extracted_pool_size(env: gym.Env, n: int, seed: int, config: ActiveConfig) -> int:
+    """How many levels of an env whose levels are extracted to draw at most: as many
+    as fit in ``config.pool_states`` by the size of the first (each costs a search
+    through the env's steps; the extraction cache serves this one again)."""
+    from behavioral.extract import episode_level
+
+    env.reset(seed=seed)
+    states = episode_level(env, fresh=True).model.n_states
+    return max(1, min(n, max(4, config.pool_states // max(states, 1))))
 
 
 def _cap(pool: LevelPool, n: int, config: ActiveConfig) -> int:
@@ -269,10 +327,44 @@ def _capped(source: _Source, config: ActiveConfig) -> _Source:
 
 
 def _resolve_source(
-    env: gym.Env, levels: Any, design: str, config: ActiveConfig, rng: np.random.Generator
-) -> _Source:
+    env: gym.Env, levels: Any, design: str, config: ActiveConfig, rng: np.random.Generator,
+    rewards: _StateRewards,
+) -> _Source:  # fmt: skip
     """The candidate levels (within the state budget) and how to play them."""
-    return _capped(_source_of(env, levels, design, config, rng), config)
+    if has_tabular_model(env):
+        return _capped(_source_of(env, levels, design, config, rng), config)
+    source = _capped(_extracted_source(env, levels, config, rng, rewards), config)
+    source.extracted = True
+    return source
+
+
+def _extracted_source(
+    env: gym.Env, levels: Any, config: ActiveConfig, rng: np.random.Generator,
+    rewards: _StateRewards,
+) -> _Source:  # fmt: skip
+    """Candidate levels of an env without a model of its own: reset seeds (drawn, or the
+    caller's) or a split of its id, each level extracted; no mutation search (no
+    editable levels), a callable source refused (its levels could not be played again)."""
+    ts, model_of = config.train_split, rewards.model_of
+    if callable(levels):
+        raise InvalidArgumentError(
+            f"{type(env.unwrapped).__name__}'s levels are extracted and cannot be edited: a "
+            "callable level source cannot be played again there; pass reset seeds or a split"
+        )
+    if levels is None or isinstance(levels, str):
+        play = env if levels is None else split_env(env, levels)
+        seeds = [int(s) for s in rng.integers(0, 2**63 - 1, size=config.pool)]
+        n = _extracted_pool_size(play, config.pool, seeds[0], config)
+        pool = level_pool(seeds[:n], play, n=n, train_split=ts, model_of=model_of)
+        if levels is None:
+            split = getattr(env.unwrapped, "split", None)
+            what = f"the env's own levels (split {split})" if split else "the env's own levels"
+            return _Source(pool, len(pool), env, False, False, what)
+        return _Source(pool, len(pool), play, False, False, f"split {levels!r}", [play])
+    seeds = [int(s) for s in levels]
+    n = _extracted_pool_size(env, len(seeds), seeds[0], config)
+    pool = level_pool(seeds[:n], env, n=n, train_split=ts, model_of=model_of)
+    return _Source(pool, len(pool), env, False, False, f"{len(pool)} of {len(seeds)} reset seeds")
 
 
 def _source_of(
@@ -333,11 +425,36 @@ class _Classes:
         return (self.base, *self.proxies)
 
 
-def _objective_specs(objectives: Mapping[str, Any] | None, model: TabularModel) -> dict[str, Any]:
-    """Every candidate objective as name -> array or ``model -> array``."""
+def _objective_specs(
+    objectives: Mapping[str, Any] | None, model: TabularModel, rewards: _StateRewards
+) -> dict[str, Any]:
+    """Every candidate objective as name -> array or ``model -> array`` (state functions:
+    their entry rewards on each extracted level)."""
     declared = {n: (lambda m, n=n: m.objectives[n]) for n in model.objectives}
-    merged = {**declared, **dict(objectives or {})}
+    given = {
+        n: rewards.spec(n) if n in rewards.functions else f for n, f in (objectives or {}).items()
+    }
+    merged = {**declared, **given}
     return {n: spec for n, spec in merged.items() if spec is not None}
+
+
+def _state_functions(env: gym.Env, objectives: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The objectives that are state functions; refused on envs with a model of their
+    own (an active audit evaluates them on the levels it extracts)."""
+    extracted = not has_tabular_model(env)
+    found = {
+        n: f
+        for n, f in (objectives or {}).items()
+        if f is not None and is_state_function(f, extracted=extracted)
+    }
+    if found and not extracted:
+        raise InvalidArgumentError(
+            f"the objectives {sorted(found)} are state functions; an active or sequential "
+            f"audit of {type(env.unwrapped).__name__}, whose levels have a model of their "
+            "own, takes reward arrays or functions model -> array (or audit with "
+            "design='random')"
+        )
+    return found
 
 
 def _classes(
@@ -383,6 +500,7 @@ class _Run:
 
     datasets: list[Any] = dataclasses.field(default_factory=list)
     models: list[TabularModel] = dataclasses.field(default_factory=list)  # per episode
+    gathered: list[LevelData] = dataclasses.field(default_factory=list)  # extracted levels
     rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     batch_episodes: list[int] = dataclasses.field(default_factory=list)
     batch_log_e: list[list[float]] = dataclasses.field(default_factory=list)
@@ -396,9 +514,15 @@ class _Run:
         return len(self.models)
 
 
-def _merged(per_episode: Sequence[TabularModel], datasets: Sequence[Any]) -> tuple:
-    """(models, demonstrations) of every episode so far, levels merged."""
-    models, idx = merge_levels(per_episode)
+def _merged(
+    per_episode: Sequence[TabularModel], datasets: Sequence[Any], idx: Sequence[int] | None = None
+) -> tuple:
+    """(models, demonstrations) of every episode so far, levels merged (``idx``: each
+    episode's index in ``per_episode``, already merged)."""
+    if idx is None:
+        models, idx = merge_levels(per_episode)
+    else:
+        models = list(per_episode)
     demos = [
         Demonstration(np.asarray(s, dtype=np.int64), np.asarray(a, dtype=np.int64), bool(t), lvl)
         for (s, a, t), lvl in zip(
@@ -521,8 +645,20 @@ def _play_batch(
     levels = [lv.spec if source.by_spec else lv.reset_seed for lv in picked]
     return rollout(
         policy, source.play_env, episodes=len(picked), seed=seed, deterministic=deterministic,
-        levels=levels,
+        levels=levels, extract_levels=True if source.extracted else None,
     )  # fmt: skip
+
+
+def _batch_models(source: _Source, ds: Any, run: _Run, rewards: _StateRewards) -> list:
+    """Each episode's level model of a batch (extracted levels: with the state-function
+    objectives' rewards recorded, and kept for the final levels' features)."""
+    if not source.extracted:
+        return list(ds.level_models(source.play_env))
+    gathered = gather_levels(ds, source.play_env, rewards.functions, extracted=True)
+    for g in gathered:
+        rewards.add(g.model, g.rewards)
+    run.gathered.extend(gathered)
+    return [g.model for g in gathered]
 
 
 def _member_ll(
@@ -611,13 +747,14 @@ def active_audit(
     ss = np.random.SeedSequence(seed)
     pool_rng, pick_rng, roll_rng, search_rng = (np.random.default_rng(s) for s in ss.spawn(4))
     boot_seed = int(ss.generate_state(1)[0])
-    source = _resolve_source(env, levels, design, config, pool_rng)
+    rewards = _StateRewards(_state_functions(env, objectives))
+    source = _resolve_source(env, levels, design, config, pool_rng, rewards)
     try:
         return _loop(
             policy, source, episodes=episodes, design=design,
             objectives=objectives, base=base, deterministic=deterministic, config=config,
             metadata=metadata, engine_options=engine_options,
-            rngs=(pick_rng, roll_rng, search_rng), boot_seed=boot_seed,
+            rngs=(pick_rng, roll_rng, search_rng), boot_seed=boot_seed, rewards=rewards,
         )  # fmt: skip
     finally:
         source.close()
@@ -640,8 +777,9 @@ class _Loop:
     def __init__(
         self, source: _Source, design: str, config: ActiveConfig, nuisances: Nuisances,
         specs: Mapping[str, Any], classes: _Classes, rngs: tuple[np.random.Generator, ...],
+        rewards: _StateRewards,
     ) -> None:  # fmt: skip
-        self.source, self.design, self.config = source, design, config
+        self.source, self.design, self.config, self.rewards = source, design, config, rewards
         self.nuisances, self.specs, self.classes = nuisances, specs, classes
         self.pick_rng, self.roll_rng, self.search_rng = rngs
         tests = sequential_tests(classes.base, classes.proxies, NULL)
@@ -695,7 +833,7 @@ class _Loop:
         picked = [src.pool[i] for i, _ in picks]
         seed = int(self.roll_rng.integers(2**63 - 1))
         ds = _play_batch(policy, src, picked, seed, deterministic)
-        models = list(ds.level_models(src.play_env))
+        models = _batch_models(src, ds, run, self.rewards)
         member_ll = _member_ll(self.classes, self.specs, models, ds, self.nuisances)
         run.datasets.append(ds)
         run.models.extend(models)
@@ -770,18 +908,18 @@ def _loop(
     policy: Any, source: _Source, *, episodes: int, design: str,
     objectives: Mapping[str, Any] | None, base: str | None, deterministic: bool,
     config: ActiveConfig, metadata: Mapping[str, Any], engine_options: Mapping[str, Any],
-    rngs: tuple[np.random.Generator, ...], boot_seed: int,
+    rngs: tuple[np.random.Generator, ...], boot_seed: int, rewards: _StateRewards,
 ) -> Audit:  # fmt: skip
     nuisances = _nuisances(engine_options)
-    specs = _objective_specs(objectives, source.pool.models[0])
+    specs = _objective_specs(objectives, source.pool.models[0], rewards)
     classes = _classes(source.pool, specs, base, nuisances)
-    loop = _Loop(source, design, config, nuisances, specs, classes, rngs)
+    loop = _Loop(source, design, config, nuisances, specs, classes, rngs, rewards)
     decision = sequential_decision({}, classes.base, classes.proxies, alpha=config.alpha)
     while loop.run.n < episodes and decision.verdict is None:
         decision = loop.step(policy, episodes, deterministic)
     return _assemble(
         loop.run, classes, specs, loop.record(decision, episodes), loop.design_table(),
-        source, boot_seed, metadata, engine_options,
+        source, boot_seed, metadata, engine_options, rewards,
     )  # fmt: skip
 
 
@@ -872,10 +1010,18 @@ def _verdict(a: Audit, record: SequentialTest, classes: _Classes, table: pd.Data
 def _assemble(
     run: _Run, classes: _Classes, specs: Mapping[str, Any], record: SequentialTest,
     design: pd.DataFrame, source: _Source, boot_seed: int, metadata: Mapping[str, Any],
-    engine_options: Mapping[str, Any],
+    engine_options: Mapping[str, Any], rewards: _StateRewards,
 ) -> Audit:  # fmt: skip
     """The :class:`Audit`: the engine's evidence on every episode, the sequential verdict."""
-    models, demos = _merged(run.models, run.datasets)
+    if source.extracted:  # one set of features over every level played
+        found = finish_levels(
+            run.gathered, rewards.functions, extracted=True, merge_levels=merge_levels
+        )
+        for k, m in enumerate(found.models):
+            rewards.add(m, {n: r[k] for n, r in found.state_rewards.items()})
+        models, demos = _merged(found.models, run.datasets, found.levels)
+    else:
+        models, demos = _merged(run.models, run.datasets)
     table = pd.DataFrame(run.rows)
     table["episode"] = np.arange(len(table))
     recorded = run.datasets[0].metadata

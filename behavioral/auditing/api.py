@@ -266,20 +266,15 @@ def _chosen_levels_audit(
     if method != "maxent":
         raise InvalidArgumentError(f"design={design!r} fits with method='maxent' only")
     gym_env = _audited_env(env, None)
-    if not has_tabular_model(gym_env):
-        raise InvalidArgumentError(
-            f"design={design!r} scores candidate levels with the env's own tabular model; "
-            f"{_env_name(gym_env)}'s levels are extracted one at a time (Minigrid, other "
-            "discrete envs): audit it with design='random'"
-        )
     meta = {"seed": seed, "method": method, "behavioral_version": _version()}
     if policy_name is not None:
         meta["policy_name"] = policy_name
-    return active_audit(
-        behaviour, gym_env, episodes=episodes, design=design, levels=levels, seed=seed,
-        objectives=objectives, base=base, deterministic=deterministic, config=config,
-        metadata=meta, engine_options=options,
-    )  # fmt: skip
+    with _extraction_errors(gym_env):  # levels without a model of their own are extracted
+        return active_audit(
+            behaviour, gym_env, episodes=episodes, design=design, levels=levels, seed=seed,
+            objectives=objectives, base=base, deterministic=deterministic, config=config,
+            metadata=meta, engine_options=options,
+        )  # fmt: skip
 
 
 def _check_options(kwargs: Mapping[str, Any], **given: Any) -> dict[str, Any]:

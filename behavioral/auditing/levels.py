@@ -105,8 +105,9 @@ class AuditLevels:
 
 
 @dataclasses.dataclass
-class _Level:
-    """One re-created level while the levels are gathered."""
+class LevelData:
+    """One re-created level while the levels are gathered: its model, its state-function
+    objectives' rewards and (extracted levels) its feature columns."""
 
     model: TabularModel
     rewards: dict[str, np.ndarray]  # state-function objectives, (S, A)
@@ -127,13 +128,13 @@ def _vocabulary(env: Any) -> list[Any]:
     return default_vocabulary(env)
 
 
-def _evaluate(
+def evaluate_level(
     env: Any,
     model: TabularModel,
     level: ExtractedLevel | None,
     state_functions: Mapping[str, Any],
     extracted: bool,
-) -> _Level:
+) -> LevelData:
     """The state-function objectives and (extracted levels) the feature columns of the
     level ``env`` is in."""
     if state_functions and level is None:
@@ -162,15 +163,15 @@ def _evaluate(
         for name in names:
             features.setdefault(name, columns[name])
         assert all(f.shape == (S, A) for f in features.values())
-    return _Level(model, rewards, features)
+    return LevelData(model, rewards, features)
 
 
-def _with_features(gathered: list[_Level]) -> list[TabularModel]:
+def _with_features(gathered: list[LevelData]) -> list[TabularModel]:
     """Each level's model with the union of the feature columns (zeros where a level has
     no such column), all-zero and repeated columns dropped (see the module docstring)."""
     names = list(dict.fromkeys(n for g in gathered for n in g.features))
 
-    def column(g: _Level, name: str) -> np.ndarray:
+    def column(g: LevelData, name: str) -> np.ndarray:
         f = g.features.get(name)
         return np.zeros((g.model.n_states, g.model.n_actions)) if f is None else f
 
@@ -224,22 +225,58 @@ def audit_levels(
     if not extracted and not state_functions:
         models, levels = _merge(merge_levels, dataset.level_models(env), [b""] * len(dataset))
         return AuditLevels(models, levels, {})
+    per_episode = gather_levels(
+        dataset, env, state_functions, extracted=extracted, observations=observations
+    )
+    return finish_levels(
+        per_episode, state_functions, extracted=extracted, merge_levels=merge_levels
+    )
+
+
+def gather_levels(
+    dataset: Any,
+    env: Any,
+    state_functions: Mapping[str, Any],
+    *,
+    extracted: bool,
+    observations: bool = False,
+) -> list[LevelData]:
+    """Each episode's level of ``dataset`` re-created in ``env`` with its state-function
+    objectives (and, ``extracted``, its feature columns): one :class:`LevelData` per
+    episode, shared by the episodes of one level. :func:`finish_levels` makes the
+    audit's levels of one or more datasets' gathered levels (an active audit gathers
+    batch by batch)."""
     per_episode: list[Any] = [None] * len(dataset)
-    gathered: list[_Level] = []
-    seen: dict[int, int] = {}
+    seen: dict[int, LevelData] = {}
     for episodes, model, level in dataset.iter_levels(env, observations=observations):
         g = seen.get(id(model))
         if g is None:  # the same model object: a level the extraction cache served again
-            g = seen[id(model)] = len(gathered)
-            gathered.append(_evaluate(env, model, level, state_functions, extracted))
+            g = seen[id(model)] = evaluate_level(env, model, level, state_functions, extracted)
         for i in episodes:
             per_episode[i] = g
+    return per_episode
+
+
+def finish_levels(
+    per_episode: Sequence[LevelData],
+    state_functions: Mapping[str, Any],
+    *,
+    extracted: bool,
+    merge_levels: Merge,
+) -> AuditLevels:
+    """The distinct levels of episodes gathered by :func:`gather_levels`: features
+    made one set over all of them (``extracted``), equal models merged."""
+    index: dict[int, int] = {}
+    gathered: list[LevelData] = []
+    for g in per_episode:
+        if id(g) not in index:
+            index[id(g)] = len(gathered)
+            gathered.append(g)
+    which = [index[id(g)] for g in per_episode]
     finals = _with_features(gathered) if extracted else [g.model for g in gathered]
     tags = [content_digest(*(r for _, r in sorted(g.rewards.items()))) for g in gathered]
-    models, levels = _merge(
-        merge_levels, [finals[g] for g in per_episode], [tags[g] for g in per_episode]
-    )
-    first = {lvl: per_episode[i] for i, lvl in reversed(list(enumerate(levels)))}
+    models, levels = _merge(merge_levels, [finals[g] for g in which], [tags[g] for g in which])
+    first = {lvl: which[i] for i, lvl in reversed(list(enumerate(levels)))}
     rewards = {
         name: [gathered[first[k]].rewards[name] for k in range(len(models))]
         for name in state_functions

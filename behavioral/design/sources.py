@@ -190,14 +190,20 @@ def _rng(seed: int | np.random.Generator) -> np.random.Generator:
 
 
 def _model_of(env: gym.Env) -> TabularModel:
+    """The model of ``env``'s current level: its own ``tabular_model()``, seals', or the
+    level extracted through its steps (Minigrid, any deterministic discrete env)."""
     u = env.unwrapped
     if callable(getattr(u, "tabular_model", None)):
         model = u.tabular_model()
         if isinstance(model, TabularModel):
             return model
-    from behavioral.policies import env_tabular_model  # seals adapters (heavy import)
+    from behavioral.policies import env_tabular_model, has_tabular_model  # heavy import
 
-    return env_tabular_model(env)
+    if has_tabular_model(env):
+        return env_tabular_model(env)
+    from behavioral.extract import episode_level
+
+    return episode_level(env, fresh=True).model
 
 
 def _model_key(model: TabularModel) -> str:
@@ -270,8 +276,11 @@ def split_env(env: gym.Env, split: str) -> gym.Env:
     kwargs.pop("render_mode", None)
     try:
         made = gym.make(spec.id, **kwargs)
-    except TypeError as err:
-        raise InvalidArgumentError(f"{spec.id} takes no split={split!r}: {err}") from None
+    except TypeError:
+        raise InvalidArgumentError(
+            f"{spec.id} has no splits (its constructor takes no split=): give the levels as "
+            f"reset seeds instead of the split name {split!r}"
+        ) from None
     return wrap_observations(made, wrappers)
 
 
@@ -286,6 +295,7 @@ def level_pool(
     rng: int | np.random.Generator = 0,
     train_split: str = "train",
     max_draws: int | None = None,
+    model_of: Callable[[gym.Env], TabularModel] | None = None,
 ) -> LevelPool:
     """Distinct levels from a source, with their models.
 
@@ -298,6 +308,8 @@ def level_pool(
         train_split: the split whose generator counts as the training distribution.
         max_draws: give up after this many draws (default ``10 * n``): a generator with
             few distinct levels (WaterPlants has 21 per split) yields a smaller pool.
+        model_of: the model of the level an env is reset at (default: its
+            ``tabular_model()``, seals', or the level extracted through its steps).
 
     Raises:
         InvalidArgumentError: a bad source, ``n`` out of range, or a split name the env
@@ -308,15 +320,16 @@ def level_pool(
         raise InvalidArgumentError(f"n must be an int in [1, {MAX_POOL}], got {n!r}")
     gen = _rng(rng)
     draws = 10 * int(n) if max_draws is None else int(max_draws)
+    model_of = _model_of if model_of is None else model_of
     if callable(source):
-        return _pool_from_generator(source, int(n), draws, gen, train_split)
+        return _pool_from_generator(source, int(n), draws, gen, train_split, model_of)
     if env is None:
         raise InvalidArgumentError("a split name or seeds as level source need the env")
     if isinstance(source, str):
         made = split_env(env, source)
         try:
             return _pool_from_seeds(
-                made, None, int(n), draws, gen, train_split, f"split:{source}", source
+                made, None, int(n), draws, gen, train_split, f"split:{source}", source, model_of
             )
         finally:
             made.close()
@@ -330,7 +343,9 @@ def level_pool(
         if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
             raise InvalidArgumentError(f"reset seeds must be non-negative ints, got {s!r}")
     split = getattr(env.unwrapped, "split", None)
-    return _pool_from_seeds(env, seeds, int(n), len(seeds), gen, train_split, "seeds", split)
+    return _pool_from_seeds(
+        env, seeds, int(n), len(seeds), gen, train_split, "seeds", split, model_of
+    )
 
 
 def _pool_from_generator(
@@ -339,6 +354,7 @@ def _pool_from_generator(
     draws: int,
     rng: np.random.Generator,
     train_split: str,
+    model_of: Callable[[gym.Env], TabularModel],
 ) -> LevelPool:
     levels: dict[str, CandidateLevel] = {}
     for _ in range(draws):
@@ -347,7 +363,7 @@ def _pool_from_generator(
             raise InvalidArgumentError(
                 f"a level generator must return a gymnasium env reset at a level, got {type(env).__name__}"
             )
-        model = _model_of(env)
+        model = model_of(env)
         level = _describe(
             env,
             model,
@@ -372,13 +388,14 @@ def _pool_from_seeds(
     train_split: str,
     origin: str,
     split: str | None,
+    model_of: Callable[[gym.Env], TabularModel],
 ) -> LevelPool:
     train_split = _train_split(env, train_split)
     levels: dict[str, CandidateLevel] = {}
     for i in range(draws):
         seed = int(rng.integers(0, 2**63 - 1)) if seeds is None else int(seeds[i])
         _, info = env.reset(seed=seed)
-        model = _model_of(env)
+        model = model_of(env)
         level = _describe(
             env,
             model,
