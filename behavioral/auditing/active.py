@@ -83,7 +83,7 @@ from behavioral.design import (
     sequential_decision,
     stack_levels,
 )
-from behavioral.design.sources import split_env
+from behavioral.design.sources import MAX_POOL, split_env
 from behavioral.errors import EnvContractError, InvalidArgumentError
 from behavioral.irl.maxent import Demonstration
 from behavioral.policies import has_tabular_model
@@ -300,15 +300,13 @@ def _own_levels(
     return level_pool(seeds, env, n=n, rng=rng, train_split=train_split, model_of=model_of)
 
 
-def _extracted_pool_size(env: gym.Env, n: int, seed: int, config: ActiveConfig) -> int:
-    """How many levels of an env whose levels are extracted to draw at most: as many
-    as fit in ``config.pool_states`` by the size of the first (each costs a search
-    through the env's steps; the extraction cache serves this one again)."""
-    from behavioral.extract import episode_level
-
-    env.reset(seed=seed)
-    states = episode_level(env, fresh=True).model.n_states
-    return max(1, min(n, max(4, config.pool_states // max(states, 1))))
+def _pool_size(env: gym.Env, n: int, seed: int, config: ActiveConfig, model_of: Any = None) -> int:
+    """How many of ``n`` candidate levels to build at most: as many as fit in
+    ``config.pool_states`` by the size of the first (an extracted level costs a search
+    through the env's steps, which the extraction cache then serves again)."""
+    first = level_pool([seed], env, n=1, model_of=model_of).models[0]
+    fit = config.pool_states // max(first.n_states, 1)
+    return max(1, min(n, MAX_POOL, max(4, fit)))
 
 
 def _cap(pool: LevelPool, n: int, config: ActiveConfig) -> int:
@@ -354,7 +352,7 @@ def _extracted_source(
     if levels is None or isinstance(levels, str):
         play = env if levels is None else split_env(env, levels)
         seeds = [int(s) for s in rng.integers(0, 2**63 - 1, size=config.pool)]
-        n = _extracted_pool_size(play, config.pool, seeds[0], config)
+        n = _pool_size(play, config.pool, seeds[0], config, model_of)
         pool = level_pool(seeds[:n], play, n=n, train_split=ts, model_of=model_of)
         if levels is None:
             split = getattr(env.unwrapped, "split", None)
@@ -362,9 +360,10 @@ def _extracted_source(
             return _Source(pool, len(pool), env, False, False, what)
         return _Source(pool, len(pool), play, False, False, f"split {levels!r}", [play])
     seeds = [int(s) for s in levels]
-    n = _extracted_pool_size(env, len(seeds), seeds[0], config)
+    n = _pool_size(env, len(seeds), seeds[0], config, model_of)
     pool = level_pool(seeds[:n], env, n=n, train_split=ts, model_of=model_of)
-    return _Source(pool, len(pool), env, False, False, f"{len(pool)} of {len(seeds)} reset seeds")
+    what = f"{len(seeds)} reset seeds" if n == len(seeds) else f"{n} of {len(seeds)} reset seeds"
+    return _Source(pool, len(pool), env, False, False, what)
 
 
 def _source_of(
@@ -403,8 +402,10 @@ def _source_of(
         play = split_env(env, levels)
         return _Source(pool, len(pool), play, False, False, f"split {levels!r}", [play])
     seeds = [int(s) for s in levels]
-    pool = level_pool(seeds, env, n=len(seeds), rng=rng, train_split=ts)
-    return _Source(pool, len(pool), env, editable, search, f"{len(seeds)} reset seeds")
+    n = _pool_size(env, len(seeds), seeds[0], config)  # the rest would be cut (_capped)
+    pool = level_pool(seeds[:n], env, n=n, rng=rng, train_split=ts)
+    what = f"{len(seeds)} reset seeds" if n == len(seeds) else f"{n} of {len(seeds)} reset seeds"
+    return _Source(pool, len(pool), env, editable, search, what)
 
 
 # ----------------------------------------------------------------------------- the loop
