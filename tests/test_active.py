@@ -670,3 +670,26 @@ def test_what_an_active_audit_of_extracted_levels_refuses() -> None:
             UniformPolicy(), red("deploy"), episodes=4, design="active",
             objectives={"lava": "lava"},
         )  # fmt: skip
+
+
+def test_predicates_on_an_env_whose_own_model_keeps_its_extracted_level() -> None:
+    """MiniGridCorner's own model is extracted (``extracted_level()``): a caller's
+    predicate is evaluated on every candidate level, mutated ones included, and names a
+    planner that pursues it."""
+    pytest.importorskip("minigrid")
+    from behavioral.minigrid import parse_predicate
+
+    env = gym.make(CORNER_ENV, split="train", corner_size=1)
+    predicate = parse_predicate("region:1,1,1,1")
+
+    def top_left(model):
+        level = env.unwrapped.extracted_level()
+        return level.entry_reward(level.values(predicate))
+
+    result = active(
+        SoftOptimalPolicy(top_left, beta=5.0, discount=0.99), env, seed=0,
+        objectives={"top_left": "region:1,1,1,1"},
+    )  # fmt: skip
+    assert result.proxies == ("corner", "top_left")
+    assert (result.verdict, result.proxy) == ("proxy", "top_left"), result.reason
+    assert (result.episodes["origin"] == "mutation").any()

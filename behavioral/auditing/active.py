@@ -262,9 +262,11 @@ class _Source:
 
 
 class _StateRewards:
-    """The state-function objectives of an audit whose levels are extracted, and every
-    extracted model's entry rewards for them, by the model's identity (the models are
-    kept, so no id is reused)."""
+    """The state-function objectives of an audit (Minigrid predicates), and every level
+    model's entry rewards for them, by the model's identity (the models are kept, so no
+    id is reused). They are evaluated on each level's extracted states: levels extracted
+    by the audit, or the one an env's own model was made from (``extracted_level()``,
+    MiniGridCorner)."""
 
     def __init__(self, functions: Mapping[str, Any]) -> None:
         self.functions = dict(functions)
@@ -274,14 +276,24 @@ class _StateRewards:
         self._by_id[id(model)] = (model, rewards)
 
     def model_of(self, env: gym.Env) -> TabularModel:
-        """The extracted model of the level ``env`` was just reset at (its rewards
-        recorded): how the candidate levels' models are made."""
+        """The model of the level ``env`` was just reset at, its rewards recorded: how
+        the candidate levels' models are made."""
+        from behavioral.design.sources import _model_of
         from behavioral.extract import episode_level
 
-        level = episode_level(env, fresh=True)
-        g = evaluate_level(env, level.model, level, self.functions, extracted=False)
+        if has_tabular_model(env):
+            model, level = _model_of(env), env.unwrapped.extracted_level()
+        else:
+            level = episode_level(env, fresh=True)
+            model = level.model
+        g = evaluate_level(env, model, level, self.functions, extracted=False)
         self.add(g.model, g.rewards)
         return g.model
+
+    def model_hook(self) -> Any:
+        """What builds candidate levels' models: :meth:`model_of` when there are state
+        functions (else the sources' default, the env's own model)."""
+        return self.model_of if self.functions else None
 
     def spec(self, name: str) -> Any:
         """The objective ``name`` as a function ``model -> array`` over the models seen."""
@@ -330,7 +342,7 @@ def _resolve_source(
 ) -> _Source:  # fmt: skip
     """The candidate levels (within the state budget) and how to play them."""
     if has_tabular_model(env):
-        return _capped(_source_of(env, levels, design, config, rng), config)
+        return _capped(_source_of(env, levels, design, config, rng, rewards), config)
     source = _capped(_extracted_source(env, levels, config, rng, rewards), config)
     source.extracted = True
     return source
@@ -367,22 +379,24 @@ def _extracted_source(
 
 
 def _source_of(
-    env: gym.Env, levels: Any, design: str, config: ActiveConfig, rng: np.random.Generator
-) -> _Source:
+    env: gym.Env, levels: Any, design: str, config: ActiveConfig, rng: np.random.Generator,
+    rewards: _StateRewards,
+) -> _Source:  # fmt: skip
     editable = is_editable(env)
+    hook = rewards.model_hook()
     split = getattr(env.unwrapped, "split", None)
     ts = config.train_split
     if levels is None:
         search = editable and design == "active" and config.search is not False
         n = config.roots if search else config.pool
-        pool = _own_levels(env, n, rng, ts)
+        pool = _own_levels(env, n, rng, ts, hook)
         what = f"the env's own levels (split {split})" if split else "the env's own levels"
         if search:
             what = f"mutation search of {what}"
         return _Source(pool, len(pool), env, editable, search, what)
     search = bool(config.search) and editable and design == "active"
     if callable(levels):
-        pool = level_pool(levels, env, n=config.pool, rng=rng, train_split=ts)
+        pool = level_pool(levels, env, n=config.pool, rng=rng, train_split=ts, model_of=hook)
         if any(lv.spec is None for lv in pool.levels):
             raise InvalidArgumentError(
                 "a callable level source needs levels with specs (an env with editable "
@@ -396,14 +410,14 @@ def _source_of(
             )
         return _Source(pool, len(pool), env, True, search, "a level generator")
     if isinstance(levels, str):
-        pool = level_pool(levels, env, n=config.pool, rng=rng, train_split=ts)
+        pool = level_pool(levels, env, n=config.pool, rng=rng, train_split=ts, model_of=hook)
         if editable:
             return _Source(pool, len(pool), env, True, search, f"split {levels!r}")
         play = split_env(env, levels)
         return _Source(pool, len(pool), play, False, False, f"split {levels!r}", [play])
     seeds = [int(s) for s in levels]
-    n = _pool_size(env, len(seeds), seeds[0], config)  # the rest would be cut (_capped)
-    pool = level_pool(seeds[:n], env, n=n, rng=rng, train_split=ts)
+    n = _pool_size(env, len(seeds), seeds[0], config, hook)  # _capped would cut the rest
+    pool = level_pool(seeds[:n], env, n=n, rng=rng, train_split=ts, model_of=hook)
     what = f"{len(seeds)} reset seeds" if n == len(seeds) else f"{n} of {len(seeds)} reset seeds"
     return _Source(pool, len(pool), env, editable, search, what)
 
@@ -440,20 +454,20 @@ def _objective_specs(
 
 
 def _state_functions(env: gym.Env, objectives: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The objectives that are state functions; refused on envs with a model of their
-    own (an active audit evaluates them on the levels it extracts)."""
+    """The objectives that are state functions; refused on envs whose own model does not
+    come with the extracted level it was made from."""
     extracted = not has_tabular_model(env)
     found = {
         n: f
         for n, f in (objectives or {}).items()
         if f is not None and is_state_function(f, extracted=extracted)
     }
-    if found and not extracted:
+    if found and not extracted and not callable(getattr(env.unwrapped, "extracted_level", None)):
         raise InvalidArgumentError(
-            f"the objectives {sorted(found)} are state functions; an active or sequential "
-            f"audit of {type(env.unwrapped).__name__}, whose levels have a model of their "
-            "own, takes reward arrays or functions model -> array (or audit with "
-            "design='random')"
+            f"the objectives {sorted(found)} are state functions, which need the states of "
+            f"each level restored one by one; the model of {type(env.unwrapped).__name__} is "
+            "its own tabular_model(), which cannot do that: pass reward arrays or functions "
+            "model -> array"
         )
     return found
 
@@ -651,11 +665,11 @@ def _play_batch(
 
 
 def _batch_models(source: _Source, ds: Any, run: _Run, rewards: _StateRewards) -> list:
-    """Each episode's level model of a batch (extracted levels: with the state-function
-    objectives' rewards recorded, and kept for the final levels' features)."""
-    if not source.extracted:
+    """Each episode's level model of a batch (extracted levels, or state functions: with
+    the state-function objectives' rewards recorded, and kept for the final levels)."""
+    if not (source.extracted or rewards.functions):
         return list(ds.level_models(source.play_env))
-    gathered = gather_levels(ds, source.play_env, rewards.functions, extracted=True)
+    gathered = gather_levels(ds, source.play_env, rewards.functions, extracted=source.extracted)
     for g in gathered:
         rewards.add(g.model, g.rewards)
     run.gathered.extend(gathered)
@@ -815,6 +829,7 @@ class _Loop:
             children=_cap(src.pool, cfg.search_children, cfg),
             rng=self.search_rng,
             train_split=cfg.train_split,
+            model_of=self.rewards.model_hook(),
         )
         cap = max(_cap(found, cfg.pool, cfg), src.n_source)
         src.pool = _pruned(found, scores, src.n_source, self.counts, cap)
@@ -1014,9 +1029,9 @@ def _assemble(
     engine_options: Mapping[str, Any], rewards: _StateRewards,
 ) -> Audit:  # fmt: skip
     """The :class:`Audit`: the engine's evidence on every episode, the sequential verdict."""
-    if source.extracted:  # one set of features over every level played
+    if run.gathered:  # extracted levels: one set of features over every level played
         found = finish_levels(
-            run.gathered, rewards.functions, extracted=True, merge_levels=merge_levels
+            run.gathered, rewards.functions, extracted=source.extracted, merge_levels=merge_levels
         )
         for k, m in enumerate(found.models):
             rewards.add(m, {n: r[k] for n, r in found.state_rewards.items()})

@@ -424,13 +424,14 @@ def _editable_env(env: gym.Env) -> Any:
 
 
 def _child(
-    env: gym.Env, parent: CandidateLevel, spec: Any, edits: tuple[str, ...], train_split: str
-) -> CandidateLevel:
+    env: gym.Env, parent: CandidateLevel, spec: Any, edits: tuple[str, ...], train_split: str,
+    model_of: Callable[[gym.Env], TabularModel] = _model_of,
+) -> CandidateLevel:  # fmt: skip
     """The candidate for ``spec`` (its model built by resetting ``env`` to it)."""
     env.reset(options={"level": spec})
     u = env.unwrapped
     return CandidateLevel(
-        model=_model_of(env),
+        model=model_of(env),
         key=spec.to_json(),
         origin="mutation",
         spec=u.level_spec(),
@@ -442,8 +443,9 @@ def _child(
 
 
 def _roots(
-    env: gym.Env, roots: LevelPool | Sequence[Any], train_split: str
-) -> list[CandidateLevel]:
+    env: gym.Env, roots: LevelPool | Sequence[Any], train_split: str,
+    model_of: Callable[[gym.Env], TabularModel] = _model_of,
+) -> list[CandidateLevel]:  # fmt: skip
     if isinstance(roots, LevelPool):
         out = list(roots.levels)
     else:
@@ -452,7 +454,7 @@ def _roots(
             u = env.unwrapped
             level = u.parse_level(spec)
             env.reset(options={"level": level})
-            out.append(_describe(env, _model_of(env), "mutation", train_split))
+            out.append(_describe(env, model_of(env), "mutation", train_split))
     if not out or any(lv.spec is None for lv in out):
         raise InvalidArgumentError(
             "mutation needs root levels with level specs (an editable env's)"
@@ -478,6 +480,7 @@ def mutate_levels(
     rng: int | np.random.Generator = 0,
     train_split: str = "train",
     max_tries: int | None = None,
+    model_of: Callable[[gym.Env], TabularModel] | None = None,
 ) -> LevelPool:
     """Levels a few random edits away from ``roots``: solvable, distinct, new.
 
@@ -497,6 +500,7 @@ def mutate_levels(
         rng: seed or generator.
         train_split: the split whose generator counts as the training distribution.
         max_tries: attempts before giving up (default ``20 * n``).
+        model_of: the model of the level the env is reset at (as in :func:`level_pool`).
 
     Raises:
         EnvContractError: the env has no editable levels.
@@ -509,7 +513,8 @@ def mutate_levels(
         raise InvalidArgumentError(f"max_edits must be in [1, 100], got {max_edits!r}")
     gen = _rng(rng)
     train_split = _train_split(env, train_split)
-    parents = _roots(env, roots, train_split)
+    model_of = _model_of if model_of is None else model_of
+    parents = _roots(env, roots, train_split, model_of)
     seen = {lv.key for lv in parents}
     out: list[CandidateLevel] = []
     for _ in range(20 * int(n) if max_tries is None else int(max_tries)):
@@ -525,7 +530,7 @@ def mutate_levels(
         if key in seen or not u.level_solvable(spec):
             continue
         seen.add(key)
-        out.append(_child(env, root, spec, (*root.edits, *edits), train_split))
+        out.append(_child(env, root, spec, (*root.edits, *edits), train_split, model_of))
         if len(out) >= n:
             break
     return LevelPool(tuple(out))
@@ -542,6 +547,7 @@ def search_levels(
     max_edits: int = 1,
     rng: int | np.random.Generator = 0,
     train_split: str = "train",
+    model_of: Callable[[gym.Env], TabularModel] | None = None,
 ) -> tuple[LevelPool, np.ndarray]:
     """Evolutionary search for high-scoring levels by editing (ACCEL-style, no training).
 
@@ -558,6 +564,7 @@ def search_levels(
         score: ``pool -> (len(pool),)`` array, higher is better (e.g. expected evidence
             per episode under the current hypotheses).
         rounds, population, children, max_edits, rng, train_split: as described.
+        model_of: the model of the level the env is reset at (as in :func:`level_pool`).
 
     Returns:
         ``(pool, scores)``: every level evaluated (the roots first) and its score.
@@ -567,7 +574,7 @@ def search_levels(
         raise InvalidArgumentError("rounds, population and children must be positive (and bounded)")
     gen = _rng(rng)
     train_split = _train_split(env, train_split)
-    pool = LevelPool(tuple(_roots(env, roots, train_split)))
+    pool = LevelPool(tuple(_roots(env, roots, train_split, model_of or _model_of)))
     scores = _checked_scores(score(pool), len(pool))
     for _ in range(rounds):
         best = np.argsort(-scores, kind="stable")[:population]
@@ -578,6 +585,7 @@ def search_levels(
             max_edits=max_edits,
             rng=gen,
             train_split=train_split,
+            model_of=model_of,
         )
         known = {x.key for x in pool.levels}
         new = [lv for lv in kids.levels if lv.key not in known]
