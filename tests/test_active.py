@@ -152,6 +152,11 @@ def test_sequential_design_plays_random_levels_from_the_source():
     assert a.verdict == "proxy"
 
 
+def _reset(env: gym.Env, rng: np.random.Generator) -> gym.Env:
+    env.reset(seed=int(rng.integers(2**31)))
+    return env
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
@@ -169,6 +174,12 @@ def test_sequential_design_plays_random_levels_from_the_source():
         ({"levels": ""}, InvalidArgumentError, "must not be empty"),
         ({"levels": "holdout"}, InvalidArgumentError, "not a split"),
         ({"levels": lambda rng: 3}, InvalidArgumentError, "must return a gymnasium env"),
+        ({"levels": lambda rng: red("deploy", size=5)}, InvalidArgumentError, "call env.reset"),
+        (
+            {"levels": lambda rng: _reset(red("deploy", size=9), rng)},
+            InvalidArgumentError,
+            "cannot be played in the audited RedDoorsEnv",
+        ),
         ({"design_options": {"alpha": 1.5}}, InvalidArgumentError, "alpha must be in"),
         ({"design_options": {"batch": 0}}, InvalidArgumentError, "batch must be >= 1"),
         ({"design_options": {"explore": 2}}, InvalidArgumentError, "explore must be"),

@@ -117,6 +117,8 @@ def test_unexplained_comes_first_even_where_the_candidates_coincide() -> None:
     v = decide(ev, CFG)
     assert v.verdict == "unexplained" and not v.distinguishable
     assert "random actions" in v.reason
+    # the p-value is read against the level it had to reach, which the reader is told
+    assert f"corrected for 2 candidates; explaining needs p < {CFG.significance:g}" in v.reason
 
 
 def test_a_decisive_difference_beats_coincidence_on_the_choice_set() -> None:

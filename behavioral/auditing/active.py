@@ -84,7 +84,7 @@ from behavioral.design import (
     stack_levels,
 )
 from behavioral.design.sources import MAX_POOL, split_env
-from behavioral.errors import EnvContractError, InvalidArgumentError
+from behavioral.errors import BehavioralError, EnvContractError, InvalidArgumentError
 from behavioral.irl.maxent import Demonstration
 from behavioral.policies import has_tabular_model
 from behavioral.tabular import TabularModel, absorbing_states
@@ -408,6 +408,7 @@ def _source_of(
                 f"{type(env.unwrapped).__name__} has no editable levels: the generator's "
                 "levels cannot be played in it"
             )
+        _check_playable(env, pool)
         return _Source(pool, len(pool), env, True, search, "a level generator")
     if isinstance(levels, str):
         pool = level_pool(levels, env, n=config.pool, rng=rng, train_split=ts, model_of=hook)
@@ -420,6 +421,20 @@ def _source_of(
     pool = level_pool(seeds[:n], env, n=n, rng=rng, train_split=ts, model_of=hook)
     what = f"{len(seeds)} reset seeds" if n == len(seeds) else f"{n} of {len(seeds)} reset seeds"
     return _Source(pool, len(pool), env, editable, search, what)
+
+
+def _check_playable(env: gym.Env, pool: LevelPool) -> None:
+    """Refuse a generator whose levels are not levels of the audited env (made with other
+    constructor arguments: another grid size), before any episode."""
+    for lv in pool.levels:
+        try:
+            env.unwrapped.parse_level(lv.spec)
+        except (BehavioralError, ValueError, TypeError, KeyError) as err:
+            raise InvalidArgumentError(
+                f"a level the generator made cannot be played in the audited "
+                f"{type(env.unwrapped).__name__} ({err}): make the generator's envs with the "
+                "audited env's constructor arguments"
+            ) from None
 
 
 # ----------------------------------------------------------------------------- the loop

@@ -391,7 +391,9 @@ def reason_text(
         if unexplained == "null":
             text = (
                 "no candidate explains the behaviour better than random actions (with the "
-                f"same nuisances) (best: {v.best}, likelihood-ratio {_p(v.p_vs_null)})"
+                f"same nuisances) (best: {v.best}, likelihood-ratio {_p(v.p_vs_null)} "
+                f"corrected for {1 + len(ev.proxies)} candidates; explaining needs "
+                f"p < {cfg.significance:g})"
             )
         else:
             text = (

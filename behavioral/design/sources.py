@@ -363,7 +363,13 @@ def _pool_from_generator(
             raise InvalidArgumentError(
                 f"a level generator must return a gymnasium env reset at a level, got {type(env).__name__}"
             )
-        model = model_of(env)
+        try:
+            model = model_of(env)
+        except gym.error.ResetNeeded:
+            raise InvalidArgumentError(
+                "a level generator must return its env reset at the new level (call "
+                "env.reset() before returning it)"
+            ) from None
         level = _describe(
             env,
             model,
