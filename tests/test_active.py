@@ -543,6 +543,19 @@ def _cli(capsys, *args):
     return code, out.out, out.err
 
 
+def test_cli_levels_take_seed_ranges() -> None:
+    import argparse
+
+    from behavioral.cli.commands import _design_options
+
+    def levels(text):
+        return _design_options(argparse.Namespace(design="sequential", levels=text))["levels"]
+
+    assert levels("0:4") == [0, 1, 2, 3]
+    assert levels("7, 2:4, 9") == [7, 2, 3, 9]
+    assert levels(" deploy ") == "deploy"
+
+
 def test_cli_active_audit(tmp_path, capsys):
     code, out, err = _cli(
         capsys, "audit", "--policy", "planner:red_door:5", "--env", RED, "--split", "train",
@@ -560,7 +573,10 @@ def test_cli_active_audit(tmp_path, capsys):
     ("args", "needle"),
     [
         (("--levels", "deploy"), "--levels applies only with --design"),
-        (("--design", "active", "--levels", "1,x"), "comma-separated seeds"),
+        (("--design", "active", "--levels", "1,x"), "comma-separated, START:STOP"),
+        (("--design", "active", "--levels", "5:5"), "START < STOP"),
+        (("--design", "active", "--levels", "0:300000"), "at most 200,000 seeds"),
+        (("--design", "active", "--levels", "1:x"), "comma-separated, START:STOP"),
         (("--design", "active", "--levels", "holdout"), "not a split"),
     ],
 )

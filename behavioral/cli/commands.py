@@ -50,23 +50,51 @@ def _only_with_dataset(args: argparse.Namespace) -> None:
         raise CLIError("--no-replay and --max-dataset-bytes apply only with --dataset")
 
 
+#: The most reset seeds ``--levels`` may name (a pool larger than its state budget is cut).
+MAX_LEVEL_SEEDS = 200_000
+
+
+def _seeds(text: str) -> list[int] | None:
+    """Reset seeds from ``--levels``: comma-separated seeds and ``START:STOP`` ranges
+    (STOP excluded); None when the text is not that."""
+    seeds: list[int] = []
+    for part in (x.strip() for x in text.split(",")):
+        lo, colon, hi = part.partition(":")
+        if not (lo.isdigit() and (not colon or hi.isdigit())):
+            return None
+        if not colon:
+            seeds.append(int(part))
+            continue
+        start, stop = int(lo), int(hi)
+        if stop <= start or len(seeds) + stop - start > MAX_LEVEL_SEEDS:
+            raise CLIError(
+                f"--levels range {part!r} must have START < STOP and at most "
+                f"{MAX_LEVEL_SEEDS:,} seeds in all"
+            )
+        seeds.extend(range(start, stop))
+    if len(seeds) > MAX_LEVEL_SEEDS:
+        raise CLIError(f"--levels names more than {MAX_LEVEL_SEEDS:,} seeds")
+    return seeds
+
+
 def _design_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``design=`` and ``levels=`` of ``behavioral audit`` (``--levels``: a split name or
-    comma-separated reset seeds)."""
+    """``design=`` and ``levels=`` of ``behavioral audit`` (``--levels``: a split name, or
+    reset seeds: comma-separated, ``START:STOP`` ranges)."""
     if args.design in (None, "random"):
         if args.levels is not None:
             raise CLIError("--levels applies only with --design active or sequential")
         return {}
     out: dict[str, Any] = {"design": args.design}
     if args.levels is not None:
-        parts = [x.strip() for x in args.levels.split(",")]
-        if all(x.isdigit() for x in parts):
-            out["levels"] = [int(x) for x in parts]
-        elif len(parts) == 1:
-            out["levels"] = parts[0]
+        seeds = _seeds(args.levels)
+        if seeds is not None:
+            out["levels"] = seeds
+        elif "," not in args.levels and ":" not in args.levels:
+            out["levels"] = args.levels.strip()
         else:
             raise CLIError(
-                f"--levels must be a split name or comma-separated seeds, got {args.levels!r}"
+                "--levels must be a split name or reset seeds (comma-separated, START:STOP "
+                f"ranges), got {args.levels!r}"
             )
     return out
 

@@ -238,8 +238,9 @@ def _add_audit(sub: Any) -> None:
         default=None,
         metavar="SOURCE",
         help="where an active or sequential audit takes its levels: a split of the env "
-        "(e.g. deploy) or comma-separated reset seeds (default: the env's own levels, "
-        "edited by mutation search when the env has editable levels)",
+        "(e.g. deploy) or reset seeds, comma-separated and START:STOP ranges (e.g. 0:100 "
+        "for seeds 0 to 99) (default: the env's own levels, edited by mutation search when "
+        "the env has editable levels)",
     )
     p.add_argument("--fast", action="store_true", help="fewer bootstrap samples")
     p.add_argument(
