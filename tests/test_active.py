@@ -266,6 +266,17 @@ def test_result_fields(red_expert_audit, tmp_path):
     assert summary["design"]["candidates"] == len(d)
     assert sum(r["episodes"] for r in summary["design"]["played"]) == len(ep)
     assert summary["verdict"] == "proxy"
+    # where the evidence stands: each final e-value is its numerator's mixture over its
+    # rival's maximum likelihood; the mixture never beats the class's best member
+    classes = a.sequential.classes
+    for test in a.sequential.tests:
+        h, g = test.split(">")
+        assert a.sequential.trajectory(test)[-1] == pytest.approx(
+            classes[h]["mixture"] - classes[g]["max_likelihood"], abs=1e-9
+        )
+    for parts in classes.values():
+        assert parts["mixture"] <= parts["best_member"] <= parts["max_likelihood"] + 1e-9
+    assert set(seq["classes"]) == {"exit", "red_door", "null"}
 
 
 def test_random_audits_have_no_design(tmp_path):

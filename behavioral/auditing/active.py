@@ -44,6 +44,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pandas as pd
+from scipy.special import logsumexp
 
 from behavioral.auditing.candidates import candidate_rewards, declared_by_env, find_aliases
 from behavioral.auditing.core import audit_demonstrations
@@ -821,6 +822,7 @@ class _Loop:
         self.stack = stack_levels(source.pool.models, specs)
         self.batches = 0
         self.last: Evidence | None = None  # the scores the last batch was chosen by
+        self.sup: dict[str, float] = {}  # each class's maximum likelihood, last batch
 
     def evidence(self, stack: Any) -> Evidence:
         """Expected evidence of ``stack``'s levels for the tests still open."""
@@ -877,6 +879,7 @@ class _Loop:
         run.fits = _refit(self.classes, self.specs, run, totals, self.nuisances)
         sup = {c: max(f.total, float(totals[c].max())) for c, f in run.fits.items()}
         self.state = self.state.update(member_ll, sup)
+        self.sup = sup
         log_e = self.state.log_e()
         for t, p in self.state.processes.items():
             if p.log_max >= self.threshold:
@@ -924,6 +927,14 @@ class _Loop:
                 )
             ),
             reason=sequential_reason(decision, run.n, budget),
+            classes={
+                c: {
+                    "mixture": float(logsumexp(t) - math.log(len(t))),
+                    "best_member": float(np.max(t)),
+                    "max_likelihood": float(self.sup[c]),
+                }
+                for c, t in self.state.totals.items()
+            },
         )
 
     def design_table(self) -> pd.DataFrame:

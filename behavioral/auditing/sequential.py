@@ -233,6 +233,12 @@ class SequentialTest:
         budget: the most episodes the audit could spend.
         numerator: how the numerators were formed (for the record).
         reason: one sentence.
+        classes: class -> where its evidence stands after the last batch, in total
+            log-likelihood of every episode: ``"mixture"`` (the numerator: the uniform
+            mixture over the class's grid members), ``"best_member"`` (the best grid
+            member; minus ``"mixture"``: what not knowing the nuisances cost) and
+            ``"max_likelihood"`` (the class at its maximum likelihood: the denominators).
+            Empty for a record made without them.
     """
 
     design: str
@@ -250,6 +256,7 @@ class SequentialTest:
     budget: int
     numerator: str
     reason: str
+    classes: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         B = self.episodes.shape[0]
@@ -300,6 +307,9 @@ class SequentialTest:
             "log_e": {t: [_finite(x) for x in self.log_e[:, j]] for j, t in enumerate(self.tests)},
             "expected_chosen": [_finite(x) for x in self.expected_chosen],
             "expected_source": [_finite(x) for x in self.expected_source],
+            "classes": {
+                c: {k: _finite(v) for k, v in parts.items()} for c, parts in self.classes.items()
+            },
         }
 
 
