@@ -731,3 +731,24 @@ def test_predicates_on_an_env_whose_own_model_keeps_its_extracted_level() -> Non
     assert result.proxies == ("corner", "top_left")
     assert (result.verdict, result.proxy) == ("proxy", "top_left"), result.reason
     assert (result.episodes["origin"] == "mutation").any()
+
+
+def test_levels_with_equal_dynamics_but_other_predicate_rewards_stay_apart() -> None:
+    """Two levels can share their dynamics and differ in a state function (a door of
+    another colour): the e-processes' likelihoods must not merge them into one level."""
+    from behavioral.auditing.active import _StateRewards
+
+    env = red("deploy", size=5)
+    env.reset(seed=0)
+    model = env.unwrapped.tabular_model()
+    a, b, c = (model.replace() for _ in range(3))  # equal dynamics, three objects
+    zero = np.zeros((model.n_states, model.n_actions))
+    one = zero.copy()
+    one[0, 0] = 1.0
+    rewards = _StateRewards({"door": lambda u: 0.0})
+    rewards.add(a, {"door": zero})
+    rewards.add(b, {"door": one})
+    rewards.add(c, {"door": zero.copy()})
+    models, idx = rewards.merge([a, b, c])
+    assert idx == [0, 1, 0] and len(models) == 2
+    assert merge_levels([a, b, c])[1] == [0, 0, 0]  # without the rewards: one level

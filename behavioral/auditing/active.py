@@ -56,6 +56,7 @@ from behavioral.auditing.levels import (
     gather_levels,
     is_state_function,
     merge_levels,
+    merge_tagged,
 )
 from behavioral.auditing.result import Audit
 from behavioral.auditing.sequential import (
@@ -88,7 +89,7 @@ from behavioral.design.sources import MAX_POOL, split_env
 from behavioral.errors import BehavioralError, EnvContractError, InvalidArgumentError
 from behavioral.irl.maxent import Demonstration
 from behavioral.policies import has_tabular_model
-from behavioral.tabular import TabularModel, absorbing_states
+from behavioral.tabular import TabularModel, absorbing_states, content_digest
 
 __all__ = ["DESIGNS", "ActiveConfig", "active_audit", "check_levels_source"]
 
@@ -295,6 +296,16 @@ class _StateRewards:
         """What builds candidate levels' models: :meth:`model_of` when there are state
         functions (else the sources' default, the env's own model)."""
         return self.model_of if self.functions else None
+
+    def merge(self, models: Sequence[TabularModel]) -> tuple[list[TabularModel], list[int]]:
+        """:func:`merge_levels`, keeping apart levels whose state-function rewards differ
+        (equal dynamics, another door's colour)."""
+        if not self.functions:
+            return merge_levels(models)
+        tags = [
+            content_digest(*(r for _, r in sorted(self._by_id[id(m)][1].items()))) for m in models
+        ]
+        return merge_tagged(merge_levels, models, tags)
 
     def spec(self, name: str) -> Any:
         """The objective ``name`` as a function ``model -> array`` over the models seen."""
@@ -546,12 +557,13 @@ class _Run:
 
 
 def _merged(
-    per_episode: Sequence[TabularModel], datasets: Sequence[Any], idx: Sequence[int] | None = None
-) -> tuple:
-    """(models, demonstrations) of every episode so far, levels merged (``idx``: each
-    episode's index in ``per_episode``, already merged)."""
+    per_episode: Sequence[TabularModel], datasets: Sequence[Any], merge: Any = merge_levels,
+    idx: Sequence[int] | None = None,
+) -> tuple:  # fmt: skip
+    """(models, demonstrations) of every episode so far, levels merged by ``merge``
+    (``idx``: each episode's index in ``per_episode``, already merged)."""
     if idx is None:
-        models, idx = merge_levels(per_episode)
+        models, idx = merge(per_episode)
     else:
         models = list(per_episode)
     demos = [
@@ -694,10 +706,10 @@ def _batch_models(source: _Source, ds: Any, run: _Run, rewards: _StateRewards) -
 
 def _member_ll(
     classes: _Classes, specs: Mapping[str, Any], models: Sequence[TabularModel], ds: Any,
-    nuisances: Nuisances,
+    nuisances: Nuisances, rewards: _StateRewards,
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """class -> (k, M) log-likelihood of the batch's episodes under each member."""
-    merged, idx = merge_levels(models)
+    merged, idx = rewards.merge(models)
     demos = [
         Demonstration(np.asarray(s, dtype=np.int64), np.asarray(a, dtype=np.int64), bool(t), lvl)
         for (s, a, t), lvl in zip(ds.demonstrations(), idx, strict=True)
@@ -729,11 +741,11 @@ def _starts(
 
 def _refit(
     classes: _Classes, specs: Mapping[str, Any], run: _Run, totals: Mapping[str, np.ndarray],
-    nuisances: Nuisances,
+    nuisances: Nuisances, rewards: _StateRewards,
 ) -> dict[str, CandidateFit]:  # fmt: skip
     """Every class at its maximum likelihood over all episodes so far (``totals``: each
     grid member's total log-likelihood, whose best are starting points and lower bounds)."""
-    models, demos = _merged(run.models, run.datasets)
+    models, demos = _merged(run.models, run.datasets, rewards.merge)
     fitter = CandidateFitter(models, demos, nuisances)
     cands = candidate_rewards(models, {n: specs[n] for n in classes.candidates})
     fits = {}
@@ -867,7 +879,7 @@ class _Loop:
         seed = int(self.roll_rng.integers(2**63 - 1))
         ds = _play_batch(policy, src, picked, seed, deterministic)
         models = _batch_models(src, ds, run, self.rewards)
-        member_ll = _member_ll(self.classes, self.specs, models, ds, self.nuisances)
+        member_ll = _member_ll(self.classes, self.specs, models, ds, self.nuisances, self.rewards)
         run.datasets.append(ds)
         run.models.extend(models)
         for lv in picked:
@@ -876,7 +888,7 @@ class _Loop:
         # each class's maximum likelihood over every episode, the batch included (never
         # below its best grid member, which is in the class)
         totals = {c: self.state.totals[c] + member_ll[c].sum(axis=0) for c in member_ll}
-        run.fits = _refit(self.classes, self.specs, run, totals, self.nuisances)
+        run.fits = _refit(self.classes, self.specs, run, totals, self.nuisances, self.rewards)
         sup = {c: max(f.total, float(totals[c].max())) for c, f in run.fits.items()}
         self.state = self.state.update(member_ll, sup)
         self.sup = sup
@@ -1061,7 +1073,7 @@ def _assemble(
         )
         for k, m in enumerate(found.models):
             rewards.add(m, {n: r[k] for n, r in found.state_rewards.items()})
-        models, demos = _merged(found.models, run.datasets, found.levels)
+        models, demos = _merged(found.models, run.datasets, idx=found.levels)
     else:
         models, demos = _merged(run.models, run.datasets)
     table = pd.DataFrame(run.rows)

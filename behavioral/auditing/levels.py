@@ -55,7 +55,7 @@ __all__ = ["AuditLevels", "audit_levels", "is_state_function", "merge_levels"]
 Merge = Callable[[Sequence[TabularModel]], tuple[list[TabularModel], list[int]]]
 
 
-def _merge(
+def merge_tagged(
     merge_levels: Merge, per_episode: Sequence[TabularModel], tags: Sequence[bytes]
 ) -> tuple[list[TabularModel], list[int]]:
     """``merge_levels`` (:func:`behavioral.auditing.merge_levels`) within each group of
@@ -223,7 +223,7 @@ def audit_levels(
             finite number (``StateFunctionError``).
     """
     if not extracted and not state_functions:
-        models, levels = _merge(merge_levels, dataset.level_models(env), [b""] * len(dataset))
+        models, levels = merge_tagged(merge_levels, dataset.level_models(env), [b""] * len(dataset))
         return AuditLevels(models, levels, {})
     per_episode = gather_levels(
         dataset, env, state_functions, extracted=extracted, observations=observations
@@ -275,7 +275,9 @@ def finish_levels(
     which = [index[id(g)] for g in per_episode]
     finals = _with_features(gathered) if extracted else [g.model for g in gathered]
     tags = [content_digest(*(r for _, r in sorted(g.rewards.items()))) for g in gathered]
-    models, levels = _merge(merge_levels, [finals[g] for g in which], [tags[g] for g in which])
+    models, levels = merge_tagged(
+        merge_levels, [finals[g] for g in which], [tags[g] for g in which]
+    )
     first = {lvl: which[i] for i, lvl in reversed(list(enumerate(levels)))}
     rewards = {
         name: [gathered[first[k]].rewards[name] for k in range(len(models))]
