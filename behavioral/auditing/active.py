@@ -317,11 +317,18 @@ class _StateRewards:
         return reward
 
 
-def _own_levels(
-    env: gym.Env, n: int, rng: np.random.Generator, train_split: str, model_of: Any = None
-) -> LevelPool:
-    seeds = [int(s) for s in rng.integers(0, 2**63 - 1, size=n)]
-    return level_pool(seeds, env, n=n, rng=rng, train_split=train_split, model_of=model_of)
+def _seeds(rng: np.random.Generator, n: int) -> list[int]:
+    return [int(s) for s in rng.integers(0, 2**63 - 1, size=n)]
+
+
+def _seed_pool(
+    env: gym.Env, seeds: list[int], config: ActiveConfig, hook: Any, *, cap: bool
+) -> tuple[LevelPool, int]:
+    """The levels of ``seeds`` and how many seeds were used: all, or with ``cap`` only as
+    many as :func:`_pool_size` keeps."""
+    n = _pool_size(env, len(seeds), seeds[0], config, hook) if cap else len(seeds)
+    pool = level_pool(seeds[:n], env, n=n, train_split=config.train_split, model_of=hook)
+    return pool, n
 
 
 def _pool_size(env: gym.Env, n: int, seed: int, config: ActiveConfig, model_of: Any = None) -> int:
@@ -350,58 +357,35 @@ def _capped(source: _Source, config: ActiveConfig) -> _Source:
 
 def _resolve_source(
     env: gym.Env, levels: Any, design: str, config: ActiveConfig, rng: np.random.Generator,
-    rewards: _StateRewards,
+    rewards: _StateRewards, extracted: bool,
 ) -> _Source:  # fmt: skip
     """The candidate levels (within the state budget) and how to play them."""
-    if has_tabular_model(env):
-        return _capped(_source_of(env, levels, design, config, rng, rewards), config)
-    source = _capped(_extracted_source(env, levels, config, rng, rewards), config)
-    source.extracted = True
+    source = _capped(_source_of(env, levels, design, config, rng, rewards, extracted), config)
+    source.extracted = extracted
     return source
-
-
-def _extracted_source(
-    env: gym.Env, levels: Any, config: ActiveConfig, rng: np.random.Generator,
-    rewards: _StateRewards,
-) -> _Source:  # fmt: skip
-    """Candidate levels of an env without a model of its own: reset seeds (drawn, or the
-    caller's) or a split of its id, each level extracted; no mutation search (no
-    editable levels), a callable source refused (its levels could not be played again)."""
-    ts, model_of = config.train_split, rewards.model_of
-    if callable(levels):
-        raise InvalidArgumentError(
-            f"{type(env.unwrapped).__name__}'s levels are extracted and cannot be edited: a "
-            "callable level source cannot be played again there; pass reset seeds or a split"
-        )
-    if levels is None or isinstance(levels, str):
-        play = env if levels is None else split_env(env, levels)
-        seeds = [int(s) for s in rng.integers(0, 2**63 - 1, size=config.pool)]
-        n = _pool_size(play, config.pool, seeds[0], config, model_of)
-        pool = level_pool(seeds[:n], play, n=n, train_split=ts, model_of=model_of)
-        if levels is None:
-            split = getattr(env.unwrapped, "split", None)
-            what = f"the env's own levels (split {split})" if split else "the env's own levels"
-            return _Source(pool, len(pool), env, False, False, what)
-        return _Source(pool, len(pool), play, False, False, f"split {levels!r}", [play])
-    seeds = [int(s) for s in levels]
-    n = _pool_size(env, len(seeds), seeds[0], config, model_of)
-    pool = level_pool(seeds[:n], env, n=n, train_split=ts, model_of=model_of)
-    what = f"{len(seeds)} reset seeds" if n == len(seeds) else f"{n} of {len(seeds)} reset seeds"
-    return _Source(pool, len(pool), env, False, False, what)
 
 
 def _source_of(
     env: gym.Env, levels: Any, design: str, config: ActiveConfig, rng: np.random.Generator,
-    rewards: _StateRewards,
+    rewards: _StateRewards, extracted: bool,
 ) -> _Source:  # fmt: skip
+    """The candidate levels and how to play them. Levels of an env without a model of
+    their own (``extracted``) are extracted one by one: only as many as fit the state
+    budget are built, and a callable source is refused (they cannot be edited, so its
+    levels could not be played again)."""
     editable = is_editable(env)
     hook = rewards.model_hook()
     split = getattr(env.unwrapped, "split", None)
     ts = config.train_split
+    if extracted and callable(levels):
+        raise InvalidArgumentError(
+            f"{type(env.unwrapped).__name__}'s levels are extracted and cannot be edited: a "
+            "callable level source cannot be played again there; pass reset seeds or a split"
+        )
     if levels is None:
         search = editable and design == "active" and config.search is not False
-        n = config.roots if search else config.pool
-        pool = _own_levels(env, n, rng, ts, hook)
+        seeds = _seeds(rng, config.roots if search else config.pool)
+        pool, _ = _seed_pool(env, seeds, config, hook, cap=extracted)
         what = f"the env's own levels (split {split})" if split else "the env's own levels"
         if search:
             what = f"mutation search of {what}"
@@ -423,14 +407,17 @@ def _source_of(
         _check_playable(env, pool)
         return _Source(pool, len(pool), env, True, search, "a level generator")
     if isinstance(levels, str):
-        pool = level_pool(levels, env, n=config.pool, rng=rng, train_split=ts, model_of=hook)
-        if editable:
-            return _Source(pool, len(pool), env, True, search, f"split {levels!r}")
-        play = split_env(env, levels)
+        if extracted:
+            play = split_env(env, levels)
+            pool, _ = _seed_pool(play, _seeds(rng, config.pool), config, hook, cap=True)
+        else:
+            pool = level_pool(levels, env, n=config.pool, rng=rng, train_split=ts, model_of=hook)
+            if editable:
+                return _Source(pool, len(pool), env, True, search, f"split {levels!r}")
+            play = split_env(env, levels)
         return _Source(pool, len(pool), play, False, False, f"split {levels!r}", [play])
     seeds = [int(s) for s in levels]
-    n = _pool_size(env, len(seeds), seeds[0], config, hook)  # _capped would cut the rest
-    pool = level_pool(seeds[:n], env, n=n, rng=rng, train_split=ts, model_of=hook)
+    pool, n = _seed_pool(env, seeds, config, hook, cap=True)  # _capped would cut the rest
     what = f"{len(seeds)} reset seeds" if n == len(seeds) else f"{n} of {len(seeds)} reset seeds"
     return _Source(pool, len(pool), env, editable, search, what)
 
@@ -480,10 +467,11 @@ def _objective_specs(
     return {n: spec for n, spec in merged.items() if spec is not None}
 
 
-def _state_functions(env: gym.Env, objectives: Mapping[str, Any] | None) -> dict[str, Any]:
+def _state_functions(
+    env: gym.Env, objectives: Mapping[str, Any] | None, extracted: bool
+) -> dict[str, Any]:
     """The objectives that are state functions; refused on envs whose own model does not
     come with the extracted level it was made from."""
-    extracted = not has_tabular_model(env)
     found = {
         n: f
         for n, f in (objectives or {}).items()
@@ -790,8 +778,9 @@ def active_audit(
     ss = np.random.SeedSequence(seed)
     pool_rng, pick_rng, roll_rng, search_rng = (np.random.default_rng(s) for s in ss.spawn(4))
     boot_seed = int(ss.generate_state(1)[0])
-    rewards = _StateRewards(_state_functions(env, objectives))
-    source = _resolve_source(env, levels, design, config, pool_rng, rewards)
+    extracted = not has_tabular_model(env)  # its levels are extracted one by one
+    rewards = _StateRewards(_state_functions(env, objectives, extracted))
+    source = _resolve_source(env, levels, design, config, pool_rng, rewards, extracted)
     try:
         return _loop(
             policy, source, episodes=episodes, design=design,
