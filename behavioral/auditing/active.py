@@ -280,11 +280,11 @@ class _StateRewards:
     def model_of(self, env: gym.Env) -> TabularModel:
         """The model of the level ``env`` was just reset at, its rewards recorded: how
         the candidate levels' models are made."""
-        from behavioral.design.sources import _model_of
+        from behavioral.design.sources import level_model
         from behavioral.extract import episode_level
 
         if has_tabular_model(env):
-            model, level = _model_of(env), env.unwrapped.extracted_level()
+            model, level = level_model(env), env.unwrapped.extracted_level()
         else:
             level = episode_level(env, fresh=True)
             model = level.model

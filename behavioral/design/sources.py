@@ -189,7 +189,7 @@ def _rng(seed: int | np.random.Generator) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-def _model_of(env: gym.Env) -> TabularModel:
+def level_model(env: gym.Env) -> TabularModel:
     """The model of ``env``'s current level: its own ``tabular_model()``, seals', or the
     level extracted through its steps (Minigrid, any deterministic discrete env)."""
     u = env.unwrapped
@@ -320,7 +320,7 @@ def level_pool(
         raise InvalidArgumentError(f"n must be an int in [1, {MAX_POOL}], got {n!r}")
     gen = _rng(rng)
     draws = 10 * int(n) if max_draws is None else int(max_draws)
-    model_of = _model_of if model_of is None else model_of
+    model_of = level_model if model_of is None else model_of
     if callable(source):
         return _pool_from_generator(source, int(n), draws, gen, train_split, model_of)
     if env is None:
@@ -431,7 +431,7 @@ def _editable_env(env: gym.Env) -> Any:
 
 def _child(
     env: gym.Env, parent: CandidateLevel, spec: Any, edits: tuple[str, ...], train_split: str,
-    model_of: Callable[[gym.Env], TabularModel] = _model_of,
+    model_of: Callable[[gym.Env], TabularModel],
 ) -> CandidateLevel:  # fmt: skip
     """The candidate for ``spec`` (its model built by resetting ``env`` to it)."""
     env.reset(options={"level": spec})
@@ -450,7 +450,7 @@ def _child(
 
 def _roots(
     env: gym.Env, roots: LevelPool | Sequence[Any], train_split: str,
-    model_of: Callable[[gym.Env], TabularModel] = _model_of,
+    model_of: Callable[[gym.Env], TabularModel],
 ) -> list[CandidateLevel]:  # fmt: skip
     if isinstance(roots, LevelPool):
         out = list(roots.levels)
@@ -519,7 +519,7 @@ def mutate_levels(
         raise InvalidArgumentError(f"max_edits must be in [1, 100], got {max_edits!r}")
     gen = _rng(rng)
     train_split = _train_split(env, train_split)
-    model_of = _model_of if model_of is None else model_of
+    model_of = level_model if model_of is None else model_of
     parents = _roots(env, roots, train_split, model_of)
     seen = {lv.key for lv in parents}
     out: list[CandidateLevel] = []
@@ -580,7 +580,8 @@ def search_levels(
         raise InvalidArgumentError("rounds, population and children must be positive (and bounded)")
     gen = _rng(rng)
     train_split = _train_split(env, train_split)
-    pool = LevelPool(tuple(_roots(env, roots, train_split, model_of or _model_of)))
+    model_of = level_model if model_of is None else model_of
+    pool = LevelPool(tuple(_roots(env, roots, train_split, model_of)))
     scores = _checked_scores(score(pool), len(pool))
     for _ in range(rounds):
         best = np.argsort(-scores, kind="stable")[:population]
